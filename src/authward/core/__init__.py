@@ -1,0 +1,1 @@
+"""The transport-free protocol core (no web framework, no SQL library)."""

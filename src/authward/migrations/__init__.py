@@ -1,0 +1,1 @@
+"""The Alembic migration generator and the direct schema migrator."""

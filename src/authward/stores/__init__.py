@@ -1,0 +1,1 @@
+"""The nine store contracts: Protocols, records and typed outcomes (no SQL here)."""

@@ -1,0 +1,110 @@
+"""AsyncEngine construction for the two supported databases, configured for the stores.
+
+Spec: authward spec/stores.md §2.12 "Engine requirements".
+
+SQLite (aiosqlite): version 3.35 or newer (``RETURNING``), WAL journal, a busy timeout, foreign
+keys on, and every transaction opened with ``BEGIN IMMEDIATE`` so it holds the write lock from its
+first statement (SQLAlchemy's documented recipe: the driver's own BEGIN is switched off and the
+``begin`` event emits ours). PostgreSQL (asyncpg): a bounded pool with pre-ping and recycling.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, Final
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from authward.stores.errors import StoreContractError
+from authward.stores.sql.schema import Dialect
+
+MIN_SQLITE_VERSION: Final = (3, 35, 0)
+SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
+
+
+class UnsupportedDatabaseError(StoreContractError):
+    """The database URL names a dialect or a server version authward cannot run on."""
+
+
+def normalise_url(url: str | URL) -> URL:
+    """Return ``url`` with the async driver authward uses (asyncpg or aiosqlite)."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        return parsed.set(drivername="postgresql+asyncpg")
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite")
+    raise UnsupportedDatabaseError(
+        f"unsupported database {backend!r}: use a postgresql:// or sqlite:// URL"
+    )
+
+
+def dialect_of(engine: AsyncEngine) -> Dialect:
+    """The schema dialect (``postgresql`` or ``sqlite``) of ``engine``."""
+    name = engine.dialect.name
+    if name == "postgresql":
+        return "postgresql"
+    if name == "sqlite":
+        return "sqlite"
+    raise UnsupportedDatabaseError(f"unsupported database dialect {name!r}")
+
+
+def check_sqlite_version(version: tuple[int, int, int] | None = None) -> None:
+    """Refuse SQLite older than 3.35 (no ``RETURNING``)."""
+    found = version if version is not None else sqlite3.sqlite_version_info
+    if tuple(found) < MIN_SQLITE_VERSION:
+        raise UnsupportedDatabaseError(
+            f"SQLite {'.'.join(map(str, found))} is too old: authward needs 3.35 or newer "
+            "for RETURNING"
+        )
+
+
+def create_engine(url: str | URL, **engine_options: Any) -> AsyncEngine:
+    """Create an AsyncEngine for ``url`` configured for the authward stores.
+
+    Extra keyword arguments go to ``create_async_engine`` and override the defaults.
+    """
+    parsed = normalise_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _create_sqlite_engine(parsed, engine_options)
+    options: dict[str, Any] = {"pool_pre_ping": True, "pool_recycle": 1800}
+    if "poolclass" not in engine_options:
+        options.update(pool_size=10, max_overflow=10, pool_timeout=30)
+    options.update(engine_options)
+    return create_async_engine(parsed, **options)
+
+
+def _create_sqlite_engine(url: URL, engine_options: dict[str, Any]) -> AsyncEngine:
+    check_sqlite_version()
+    options: dict[str, Any] = {}
+    in_memory = url.database in (None, "", ":memory:")
+    if in_memory:
+        # One shared connection: every new connection to :memory: is a new, empty database.
+        options["poolclass"] = StaticPool
+    connect_args = dict(engine_options.pop("connect_args", {}))
+    connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
+    connect_args.setdefault("check_same_thread", False)
+    options["connect_args"] = connect_args
+    options.update(engine_options)
+    engine = create_async_engine(url, **options)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the driver; the "begin" hook below emits BEGIN.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
