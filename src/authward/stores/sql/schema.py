@@ -6,8 +6,9 @@ The PostgreSQL DDL keeps parity with attesto_phoenix 0.19 (``varchar(n)``, ``var
 lists defaulting to ``'{}'``, ``jsonb`` maps, ``timestamp(0)``/``timestamp(6)`` without time
 zone holding UTC, application-generated ``uuid`` keys, ``<table>_<cols>_index`` index names and
 no primary key on the authorization-code table). SQLite gets portable equivalents: JSON text for
-lists and maps. One extra unique index, ``<prefix>attesto_refresh_tokens_family_id_generation_index``,
-fixes spec §7 item 3; it is the only addition to the 0.19 schema.
+lists and maps. One extra unique index,
+``<prefix>attesto_refresh_tokens_family_id_generation_index``, fixes spec §7 item 3; it is the
+only addition to the 0.19 schema.
 
 Every column type here is a plain SQLAlchemy primitive, so the migration generator can freeze
 the tables into a revision without importing authward. Timestamps are naive and hold UTC; the
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -132,23 +133,23 @@ def identifier_names(metadata: sa.MetaData) -> list[str]:
 # --- column types: SQLAlchemy primitives only (the migration freezes them) ---
 
 
-def _list_type() -> sa.types.TypeEngine[list[str]]:
+def _list_type() -> sa.types.TypeEngine[Any]:
     return sa.JSON(none_as_null=True).with_variant(
         postgresql.ARRAY(sa.String(IDENT_SIZE)), "postgresql"
     )
 
 
-def _map_type() -> sa.types.TypeEngine[dict[str, object]]:
+def _map_type() -> sa.types.TypeEngine[Any]:
     return sa.JSON(none_as_null=True).with_variant(
         postgresql.JSONB(none_as_null=True), "postgresql"
     )
 
 
-def _seconds_type() -> sa.types.TypeEngine[object]:
+def _seconds_type() -> sa.types.TypeEngine[Any]:
     return sa.DateTime().with_variant(postgresql.TIMESTAMP(precision=0), "postgresql")
 
 
-def _micros_type() -> sa.types.TypeEngine[object]:
+def _micros_type() -> sa.types.TypeEngine[Any]:
     return sa.DateTime().with_variant(postgresql.TIMESTAMP(precision=6), "postgresql")
 
 
@@ -161,19 +162,19 @@ def _build(prefix: str, dialect: Dialect) -> Tables:
     def name(base: str) -> str:
         return prefix + base
 
-    def col(cname: str, type_: sa.types.TypeEngine[object] | sa.types.TypeEngine[str],
-            nullable: bool, **kw: object) -> sa.Column[object]:
-        return sa.Column(cname, type_, nullable=nullable, **kw)  # type: ignore[call-overload,no-any-return]
+    def col(cname: str, type_: sa.types.TypeEngine[Any], nullable: bool,
+            **kw: Any) -> sa.Column[Any]:
+        return sa.Column(cname, type_, nullable=nullable, **kw)
 
     def s(n: int) -> sa.String:
         return sa.String(n)
 
-    def lst(cname: str, *, default: bool = True, nullable: bool = False) -> sa.Column[object]:
+    def lst(cname: str, *, default: bool = True, nullable: bool = False) -> sa.Column[Any]:
         if default:
             return col(cname, _list_type(), nullable, server_default=empty_list)
         return col(cname, _list_type(), nullable)
 
-    def ix(table: str, *cols: str, unique: bool = False, **kw: object) -> sa.Index:
+    def ix(table: str, *cols: str, unique: bool = False, **kw: Any) -> sa.Index:
         return sa.Index(f"{table}_{'_'.join(cols)}_index", *cols, unique=unique, **kw)
 
     def pk(table: str, *cols: str) -> sa.PrimaryKeyConstraint:
