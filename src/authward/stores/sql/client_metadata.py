@@ -1,0 +1,99 @@
+"""The SQL CIMD metadata cache: fresh-only lookup and a single-statement upsert.
+
+Spec: authward spec/stores.md §2.10, §3.0, §3.8 and project decision 4.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from authward.stores.client_metadata import MAX_URL_LENGTH, ClientMetadata, GetOutcome, Hit, Miss
+from authward.stores.clock import Clock
+from authward.stores.errors import StoreContractError
+from authward.stores.sql.context import store_context
+from authward.stores.sql.convert import (
+    check_length,
+    require,
+    to_micros_column,
+    to_seconds_column,
+)
+
+
+class SqlClientMetadataCache:
+    """``ClientMetadataCache`` on PostgreSQL or SQLite (see the Protocol)."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine | None,
+        *,
+        table_prefix: str = "",
+        clock: Clock | None = None,
+    ) -> None:
+        self._ctx = store_context(engine, table_prefix, clock)
+        self._table = self._ctx.tables.client_id_metadata
+
+    async def get(self, url: str, *, now: float | None = None) -> GetOutcome:
+        """The cached document if ``expires_at > now``, else ``Miss``.
+
+        An empty or over-long URL can never have been cached: ``Miss`` without a query.
+        """
+        if not url or len(url) > MAX_URL_LENGTH:
+            return Miss()
+        t = self._table
+        stmt = sa.select(t.c.metadata).where(
+            t.c.url == url, t.c.expires_at > to_micros_column(self._ctx.now(now))
+        )
+        async with self._ctx.engine.connect() as conn:
+            row = (await conn.execute(stmt)).first()
+        if row is None:
+            return Miss()
+        if not isinstance(row.metadata, dict):
+            raise TypeError(f"cached metadata is not a JSON object: {type(row.metadata).__name__}")
+        return Hit(cast(ClientMetadata, row.metadata))
+
+    async def put(
+        self, url: str, metadata: ClientMetadata, expires_at: float, *, now: float | None = None
+    ) -> None:
+        """Upsert the document for ``url``; ``inserted_at`` is kept, the rest is replaced."""
+        require("url", url)
+        check_length("url", url, MAX_URL_LENGTH)
+        body = _json_object("metadata", metadata)
+        t = self._table
+        values = {
+            "url": url,
+            "metadata": body,
+            "expires_at": to_seconds_column(expires_at),
+            "inserted_at": to_seconds_column(self._ctx.now(now)),
+        }
+        stmt: sa.Insert
+        if self._ctx.dialect == "postgresql":
+            pg = postgresql.insert(t).values(values)
+            stmt = pg.on_conflict_do_update(
+                index_elements=[t.c.url],
+                set_={"metadata": pg.excluded.metadata, "expires_at": pg.excluded.expires_at},
+            )
+        else:
+            lite = sqlite.insert(t).values(values)
+            stmt = lite.on_conflict_do_update(
+                index_elements=[t.c.url],
+                set_={"metadata": lite.excluded.metadata, "expires_at": lite.excluded.expires_at},
+            )
+        async with self._ctx.engine.begin() as conn:
+            await conn.execute(stmt)
+
+
+def _json_object(field: str, value: object) -> dict[str, Any]:
+    """A JSON-safe copy of a string-keyed object, else ``StoreContractError``."""
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise StoreContractError(f"{field} must be a string-keyed JSON object")
+    try:
+        copy = json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise StoreContractError(f"{field} is not JSON-serialisable: {exc}") from exc
+    return cast(dict[str, Any], copy)
