@@ -75,14 +75,19 @@ def check_positive_int(name: str, value: object) -> int:
     return value
 
 
-def check_sweep_target(engine: object, tables: object) -> None:
-    """Raise unless ``engine`` is an AsyncEngine and ``tables`` come from ``build_metadata``."""
+def check_sweep_target(engine: object, tables: object) -> tuple[AsyncEngine, Tables]:
+    """Return ``(engine, tables)`` if they are an AsyncEngine and ``build_metadata`` Tables.
+
+    A missing or wrong engine raises ``NoDatabaseError`` (fail closed); wrong tables raise
+    ``TypeError``.
+    """
     if engine is None or not isinstance(engine, AsyncEngine):
         raise NoDatabaseError("the sweeper needs an AsyncEngine; none was given")
     if not isinstance(tables, Tables):
         raise TypeError(
             f"the sweeper needs the Tables of build_metadata(prefix), got {type(tables).__name__}"
         )
+    return engine, tables
 
 
 async def sweep(
