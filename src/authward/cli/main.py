@@ -8,6 +8,7 @@ from __future__ import annotations
 import click
 
 from authward.cli.gen_migration import gen_migration
+from authward.cli.keys import keys
 from authward.cli.migrate import migrate
 from authward.cli.sweep import sweep
 
@@ -19,6 +20,7 @@ def cli() -> None:
 
 
 cli.add_command(gen_migration)
+cli.add_command(keys)
 cli.add_command(migrate)
 cli.add_command(sweep)
 
