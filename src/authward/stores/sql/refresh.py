@@ -1,0 +1,384 @@
+"""The SQL refresh-token store: families with sticky revocation and one-transaction rotation.
+
+Spec: authward spec/stores.md §2.4 (table), §3.0 (atomicity toolbox), §3.2.1-§3.2.6 (operations
+and the successor envelope), §3.2.8 (atomic rotate), §7 items 3, 4 and 6.
+
+Serialising one family: PostgreSQL takes ``pg_advisory_xact_lock(1096045126, hashtext(family))``
+(the namespace is "ATRF", as in attesto_phoenix); SQLite needs nothing more, because the engine
+opens every transaction with ``BEGIN IMMEDIATE`` and so holds the database write lock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Mapping
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from authward.stores.clock import Clock
+from authward.stores.digest import digest
+from authward.stores.errors import DuplicateKeyError, StoreContractError
+from authward.stores.refresh import (
+    Claimed,
+    ConsumeOutcome,
+    Expired,
+    FamilyRevoked,
+    Found,
+    GetOutcome,
+    Inserted,
+    InsertOutcome,
+    Missing,
+    RefreshData,
+    RefreshEntry,
+    RememberFailed,
+    RememberOk,
+    RememberOutcome,
+    Reuse,
+    Rotated,
+    RotateOutcome,
+    Successor,
+)
+from authward.stores.sql.context import store_context
+from authward.stores.sql.convert import (
+    check_length,
+    check_list,
+    from_seconds_column,
+    require,
+    to_seconds_column,
+)
+from authward.stores.sql.schema import HASH_SIZE, IDENT_SIZE
+from authward.stores.successor_cipher import SuccessorCipher, successor_from_json
+
+#: Advisory-lock namespace shared with attesto_phoenix: 0x41545246, "ATRF".
+FAMILY_LOCK_NAMESPACE: Final = 1096045126
+
+_FAMILY_LOCK = sa.text("SELECT pg_advisory_xact_lock(:ns, hashtext(:family_id))")
+
+
+class SqlRefreshTokenStore:
+    """``RefreshTokenStore`` on the ``attesto_refresh_tokens`` table of a prefix.
+
+    ``successor_keys`` maps key ids to secrets of at least 32 bytes; ``active_kid`` names the
+    one new envelopes are sealed with (optional when there is one key). Without keys the store
+    keeps no retry payloads: ``remember_successor`` fails closed and ``rotate`` refuses a
+    successor.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine | None,
+        *,
+        table_prefix: str = "",
+        clock: Clock | None = None,
+        successor_keys: Mapping[str, bytes] | None = None,
+        active_kid: str | None = None,
+    ) -> None:
+        self._ctx = store_context(engine, table_prefix, clock)
+        self._t = self._ctx.tables.refresh_tokens
+        self._cipher = (
+            SuccessorCipher(successor_keys, active_kid) if successor_keys else None
+        )
+
+    @property
+    def seals_successors(self) -> bool:
+        """See ``RefreshTokenStore.seals_successors``."""
+        return self._cipher is not None
+
+    async def insert(self, entry: RefreshEntry, *, now: float | None = None) -> InsertOutcome:
+        """See ``RefreshTokenStore.insert``."""
+        values = _insert_values(entry, self._ctx.now(now))
+        async with self._ctx.engine.begin() as conn:
+            await self._lock_family(conn, entry.family_id)
+            if await self._family_revoked(conn, entry.family_id):
+                return FamilyRevoked()
+            await self._insert_row(conn, values)
+        return Inserted()
+
+    async def get(self, token_hash: str, *, now: float | None = None) -> GetOutcome:
+        """See ``RefreshTokenStore.get``."""
+        stmt = sa.select(self._t).where(
+            self._t.c.token_hash == token_hash, self._t.c.family_revoked.is_(False)
+        )
+        async with self._ctx.engine.connect() as conn:
+            row = (await conn.execute(stmt)).first()
+        return Missing() if row is None else Found(self._entry(row._mapping))
+
+    async def consume(self, token_hash: str, *, now: float | None = None) -> ConsumeOutcome:
+        """See ``RefreshTokenStore.consume``."""
+        claim = (
+            sa.update(self._t)
+            .where(
+                self._t.c.token_hash == token_hash,
+                self._t.c.consumed.is_(False),
+                self._t.c.family_revoked.is_(False),
+            )
+            .values(consumed=True, consumed_at=to_seconds_column(self._ctx.now(now)))
+            .returning(*self._t.c)
+        )
+        async with self._ctx.engine.begin() as conn:
+            row = (await conn.execute(claim)).first()
+            if row is not None:
+                before = self._entry(row._mapping)
+                return Claimed(dataclasses.replace(before, consumed=False, consumed_at=None))
+            # Lost or unknown: the decision is made; this read only classifies it.
+            seen = (
+                await conn.execute(sa.select(self._t).where(self._t.c.token_hash == token_hash))
+            ).first()
+        if seen is None or seen.family_revoked or not seen.consumed:
+            return Missing()
+        return Reuse(self._entry(seen._mapping))
+
+    async def remember_successor(
+        self, parent_hash: str, successor: Successor, *, now: float | None = None
+    ) -> RememberOutcome:
+        """See ``RefreshTokenStore.remember_successor``."""
+        if self._cipher is None:
+            return RememberFailed()
+        async with self._ctx.engine.begin() as conn:
+            parent = (
+                await conn.execute(
+                    sa.select(self._t.c.family_id, self._t.c.generation).where(
+                        self._t.c.token_hash == parent_hash
+                    )
+                )
+            ).first()
+            if parent is None:
+                return RememberFailed()
+            if successor.generation != parent.generation + 1:
+                raise StoreContractError("the successor's generation must be the parent's + 1")
+            envelope = self._cipher.seal(
+                successor, parent_hash=parent_hash, family_id=parent.family_id
+            )
+            written = await conn.execute(
+                sa.update(self._t)
+                .where(
+                    self._t.c.token_hash == parent_hash,
+                    self._t.c.family_id == parent.family_id,
+                    self._t.c.consumed.is_(True),
+                    self._t.c.family_revoked.is_(False),
+                )
+                .values(successor=envelope)
+            )
+        return RememberOk() if written.rowcount == 1 else RememberFailed()
+
+    async def revoke_family(self, family_id: str, *, now: float | None = None) -> None:
+        """See ``RefreshTokenStore.revoke_family``."""
+        async with self._ctx.engine.begin() as conn:
+            await self._lock_family(conn, family_id)
+            await conn.execute(
+                sa.update(self._t)
+                .where(self._t.c.family_id == family_id)
+                .values(family_revoked=True)
+            )
+
+    async def rotate(
+        self,
+        parent_hash: str,
+        child: RefreshEntry,
+        successor: Successor | None,
+        *,
+        now: float | None = None,
+    ) -> RotateOutcome:
+        """See ``RefreshTokenStore.rotate``."""
+        at = self._ctx.now(now)
+        values = _insert_values(child, at)
+        values["parent_hash"] = parent_hash
+        if successor is not None:
+            if self._cipher is None:
+                raise StoreContractError("rotate got a successor but no successor key is set")
+            if (
+                successor.generation != child.generation
+                or digest(successor.token) != child.token_hash
+                or successor.context != child.data
+            ):
+                raise StoreContractError("the successor does not describe the child entry")
+        check_length("parent_hash", parent_hash, HASH_SIZE)
+        async with self._ctx.engine.begin() as conn:
+            family_id = (
+                await conn.execute(
+                    sa.select(self._t.c.family_id).where(self._t.c.token_hash == parent_hash)
+                )
+            ).scalar_one_or_none()
+            if family_id is None:
+                return Missing()
+            # A row's family never changes, so locking the family read above is sound.
+            await self._lock_family(conn, family_id)
+            lock_parent = sa.select(self._t).where(self._t.c.token_hash == parent_hash)
+            if self._ctx.dialect == "postgresql":
+                lock_parent = lock_parent.with_for_update()
+            parent = (await conn.execute(lock_parent)).one()
+            if await self._family_revoked(conn, family_id):
+                return FamilyRevoked()
+            if parent.consumed:
+                return Reuse(self._entry(parent._mapping))
+            if from_seconds_column(parent.expires_at) <= at:
+                return Expired()
+            if child.family_id != family_id or child.generation != parent.generation + 1:
+                raise StoreContractError(
+                    "the child must belong to the parent's family with generation + 1"
+                )
+            envelope = (
+                None
+                if successor is None or self._cipher is None
+                else self._cipher.seal(successor, parent_hash=parent_hash, family_id=family_id)
+            )
+            claimed = await conn.execute(
+                sa.update(self._t)
+                .where(
+                    self._t.c.token_hash == parent_hash,
+                    self._t.c.consumed.is_(False),
+                    self._t.c.family_revoked.is_(False),
+                )
+                .values(consumed=True, consumed_at=to_seconds_column(at), successor=envelope)
+            )
+            if claimed.rowcount != 1:  # impossible under both locks; never guess an outcome
+                raise RuntimeError("refresh parent changed while its family was locked")
+            await self._insert_row(conn, values)
+        return Rotated(_normalised(child))
+
+    # --- helpers ---
+
+    async def _lock_family(self, conn: AsyncConnection, family_id: str) -> None:
+        if self._ctx.dialect == "postgresql":
+            await conn.execute(
+                _FAMILY_LOCK, {"ns": FAMILY_LOCK_NAMESPACE, "family_id": family_id}
+            )
+
+    async def _family_revoked(self, conn: AsyncConnection, family_id: str) -> bool:
+        stmt = sa.select(
+            sa.exists().where(
+                self._t.c.family_id == family_id, self._t.c.family_revoked.is_(True)
+            )
+        )
+        return bool((await conn.execute(stmt)).scalar_one())
+
+    async def _insert_row(self, conn: AsyncConnection, values: dict[str, Any]) -> None:
+        insert = postgresql.insert if self._ctx.dialect == "postgresql" else sqlite.insert
+        stmt = insert(self._t).values(**values).on_conflict_do_nothing().returning(self._t.c.id)
+        if (await conn.execute(stmt)).first() is None:
+            # Raising rolls the whole transaction back (rotate: the parent stays unconsumed).
+            raise DuplicateKeyError(
+                "a refresh token with this token_hash or (family_id, generation) exists already"
+            )
+
+    def _entry(self, row: sa.RowMapping) -> RefreshEntry:
+        cnf = row["cnf"]
+        jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+        consumed_at = row["consumed_at"]
+        return RefreshEntry(
+            token_hash=row["token_hash"],
+            family_id=row["family_id"],
+            generation=row["generation"],
+            data=RefreshData(
+                subject=row["subject"],
+                scope=tuple(row["scope"] or ()),
+                resource=tuple(row["resource"] or ()),
+                acr=row["acr"],
+                auth_time=row["auth_time"],
+                client_id=row["client_id"],
+                dpop_jkt=jkt if isinstance(jkt, str) else None,
+                claims=dict(row["claims"] or {}),
+            ),
+            expires_at=from_seconds_column(row["expires_at"]),
+            consumed=bool(row["consumed"]),
+            consumed_at=None if consumed_at is None else from_seconds_column(consumed_at),
+            successor=self._open(row),
+            family_revoked=bool(row["family_revoked"]),
+        )
+
+    def _open(self, row: sa.RowMapping) -> Successor | None:
+        stored = row["successor"]
+        if not isinstance(stored, dict):
+            return None
+        if "v" not in stored:
+            # A legacy plaintext payload written by another system (spec §3.2 bridge, RT-28).
+            legacy = successor_from_json(stored)
+            if legacy is None or legacy.generation != row["generation"] + 1:
+                return None
+            return legacy
+        if self._cipher is None:
+            return None
+        return self._cipher.open(
+            stored,
+            parent_hash=row["token_hash"],
+            family_id=row["family_id"],
+            generation=row["generation"] + 1,
+        )
+
+
+def _normalised_data(data: RefreshData) -> RefreshData:
+    claims = data.claims if data.claims is not None else {}
+    return dataclasses.replace(
+        data,
+        scope=tuple(dict.fromkeys(data.scope or ())),
+        resource=tuple(data.resource or ()),
+        claims=dict(claims),
+    )
+
+
+def _normalised(entry: RefreshEntry) -> RefreshEntry:
+    return dataclasses.replace(entry, data=_normalised_data(entry.data))
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _insert_values(entry: RefreshEntry, now: float) -> dict[str, Any]:
+    """Validate a fresh entry (fail closed) and flatten it into column values."""
+    require("token_hash", entry.token_hash)
+    require("family_id", entry.family_id)
+    if not isinstance(entry.data, RefreshData):
+        raise StoreContractError("data is required")
+    require("subject", entry.data.subject)
+    if not _is_int(entry.expires_at):
+        raise StoreContractError(
+            f"expires_at must be integer Unix seconds, got {entry.expires_at!r}"
+        )
+    if not _is_int(entry.generation) or entry.generation < 0:
+        raise StoreContractError(
+            f"generation must be a non-negative integer, got {entry.generation!r}"
+        )
+    if entry.consumed or entry.consumed_at is not None or entry.successor is not None:
+        raise StoreContractError("a refresh token must be inserted unconsumed, without successor")
+    if entry.family_revoked:
+        raise StoreContractError("a refresh token cannot be inserted into a revoked state")
+    data = _normalised_data(entry.data)
+    if data.auth_time is not None and not _is_int(data.auth_time):
+        raise StoreContractError("auth_time must be integer Unix seconds")
+    check_length("token_hash", entry.token_hash, HASH_SIZE)
+    check_length("family_id", entry.family_id, IDENT_SIZE)
+    check_length("subject", data.subject, IDENT_SIZE)
+    check_length("client_id", data.client_id, IDENT_SIZE)
+    check_length("acr", data.acr, IDENT_SIZE)
+    check_length("dpop_jkt", data.dpop_jkt, IDENT_SIZE)
+    scope, resource = list(data.scope), list(data.resource)
+    check_list("scope", scope)
+    check_list("resource", resource)
+    if not isinstance(data.claims, Mapping):
+        raise StoreContractError("claims must be a mapping")
+    return {
+        "id": uuid.uuid4(),
+        "token_hash": entry.token_hash,
+        "family_id": entry.family_id,
+        "generation": entry.generation,
+        "client_id": data.client_id,
+        "subject": data.subject,
+        "scope": scope,
+        "resource": resource,
+        "acr": data.acr,
+        "auth_time": data.auth_time,
+        "cnf": {"jkt": data.dpop_jkt} if data.dpop_jkt else None,
+        "claims": dict(data.claims),
+        "consumed": False,
+        "consumed_at": None,
+        "successor": None,
+        "family_revoked": False,
+        "expires_at": to_seconds_column(entry.expires_at),
+        "parent_hash": None,
+        "inserted_at": to_seconds_column(now),
+    }
