@@ -1,11 +1,13 @@
-"""Minimal rows for each of the nine tables, inserted with plain SQLAlchemy, for sweeper tests.
+"""Sweeper test kit: minimal rows for the nine tables, and a manually fired timer.
 
-The sweeper tests must not depend on the stores, so each row carries only the required columns
-plus what a test overrides. Every row gets a fresh unique key.
+The sweeper tests must not depend on the stores, so each row is a plain SQLAlchemy insert of the
+required columns plus what a test overrides. Every row gets a fresh unique key. The timer stands
+in for ``asyncio.sleep`` so runner tests never depend on how fast the machine is.
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import uuid
 from typing import Any
@@ -119,3 +121,39 @@ async def keys(engine: AsyncEngine, tables: Tables, table: sa.Table) -> set[str]
     column = table.c[key_of(tables, table)]
     async with engine.connect() as conn:
         return {str(v) for v in (await conn.execute(sa.select(column))).scalars()}
+
+
+#: A safety net against a hung test, not an assertion about speed.
+PATIENCE = 30
+
+
+class ManualTimer:
+    """A ``sleep`` that returns only when the test calls ``fire()``."""
+
+    def __init__(self) -> None:
+        self.requested: list[float] = []
+        self._changed = asyncio.Condition()
+        self._pending: asyncio.Future[None] | None = None
+
+    async def sleep(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        async with self._changed:
+            self.requested.append(seconds)
+            self._pending = loop.create_future()
+            self._changed.notify_all()
+        await self._pending
+
+    async def sleeping(self, times: int) -> None:
+        """Wait until the runner has gone to sleep ``times`` times in all."""
+
+        async def wait() -> None:
+            async with self._changed:
+                await self._changed.wait_for(lambda: len(self.requested) >= times)
+
+        await asyncio.wait_for(wait(), PATIENCE)
+
+    def fire(self) -> None:
+        """End the current sleep: one timer tick."""
+        assert self._pending is not None
+        assert not self._pending.done()
+        self._pending.set_result(None)

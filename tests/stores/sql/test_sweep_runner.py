@@ -19,42 +19,7 @@ from authward.stores.sql.schema import build_metadata
 from authward.stores.sql.sweep_runner import SweepRunner
 from authward.stores.sql.sweeper import SweepReport
 from tests.dbkit import T0, Db
-from tests.stores.sql.sweep_rows import insert, keys
-
-#: A safety net against a hung test, not an assertion about speed.
-PATIENCE = 30
-
-
-class ManualTimer:
-    """A ``sleep`` that returns only when the test calls ``fire()``."""
-
-    def __init__(self) -> None:
-        self.requested: list[float] = []
-        self._changed = asyncio.Condition()
-        self._pending: asyncio.Future[None] | None = None
-
-    async def sleep(self, seconds: float) -> None:
-        loop = asyncio.get_running_loop()
-        async with self._changed:
-            self.requested.append(seconds)
-            self._pending = loop.create_future()
-            self._changed.notify_all()
-        await self._pending
-
-    async def sleeping(self, times: int) -> None:
-        """Wait until the runner has gone to sleep ``times`` times in all."""
-
-        async def wait() -> None:
-            async with self._changed:
-                await self._changed.wait_for(lambda: len(self.requested) >= times)
-
-        await asyncio.wait_for(wait(), PATIENCE)
-
-    def fire(self) -> None:
-        """End the current sleep: one timer tick."""
-        assert self._pending is not None
-        assert not self._pending.done()
-        self._pending.set_result(None)
+from tests.stores.sql.sweep_rows import ManualTimer, insert, keys
 
 
 def runner_for(db: Db, timer: ManualTimer, **kw: Any) -> SweepRunner:
