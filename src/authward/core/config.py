@@ -418,10 +418,10 @@ class Settings:
                 continue
             path = name[len(ENV_PREFIX) :].lower().split("__")
             node = tree
-            for part in path[:-1]:
+            for depth, part in enumerate(path[:-1]):
                 child = node.setdefault(part, {})
                 if not isinstance(child, dict):
-                    raise SettingsError(".".join(path), f"conflicts with {name}")
+                    raise SettingsError(".".join(path[: depth + 1]), "is not a section")
                 node = child
             node[path[-1]] = raw
         return _build(cls, _parse_strings(cls, tree, ""), "")
