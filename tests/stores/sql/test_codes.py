@@ -157,9 +157,8 @@ async def test_fifty_concurrent_takes_exactly_one_taken_code_10(db: Db) -> None:
     try:
         s = SqlAuthorizationCodeStore(racing, clock=db.clock)
         # Open 50 connections first so every take really runs on its own connection.
-        conns = [await racing.connect() for _ in range(50)]
-        for c in conns:
-            await c.close()
+        conns = await asyncio.gather(*(racing.connect() for _ in range(50)))
+        await asyncio.gather(*(c.close() for c in conns))
         results = await asyncio.gather(*(s.take(e.code_hash) for _ in range(50)))
     finally:
         await racing.dispose()
