@@ -68,19 +68,26 @@ def check_rotation_settings(
     family. Raises ``RotationConfigError``; keys given are checked (>= 32 bytes, known kid)
     even when the grace window is zero.
     """
-    if isinstance(grace_seconds, bool) or not isinstance(grace_seconds, int) or grace_seconds < 0:
-        raise RotationConfigError(
-            f"refresh_token_rotation_grace_seconds must be an integer >= 0, got {grace_seconds!r}"
-        )
+    _check_grace(grace_seconds)
     if successor_keys:
         try:
             check_successor_keys(successor_keys, active_kid)
         except ValueError as exc:
             raise RotationConfigError(str(exc)) from exc
     elif grace_seconds > 0:
+        raise RotationConfigError(_NO_KEY.format(grace=grace_seconds))
+
+
+_NO_KEY: Final = (
+    "refresh_token_rotation_grace_seconds is {grace} but no refresh successor key (at least "
+    "32 bytes) is configured: set one, or set the grace window to 0"
+)
+
+
+def _check_grace(grace_seconds: object) -> None:
+    if isinstance(grace_seconds, bool) or not isinstance(grace_seconds, int) or grace_seconds < 0:
         raise RotationConfigError(
-            f"refresh_token_rotation_grace_seconds is {grace_seconds} but no refresh successor "
-            "key (at least 32 bytes) is configured: set one, or set the grace window to 0"
+            f"refresh_token_rotation_grace_seconds must be an integer >= 0, got {grace_seconds!r}"
         )
 
 
@@ -149,7 +156,9 @@ class RefreshRotation:
     ) -> None:
         if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0:
             raise RotationConfigError(f"refresh_token_ttl must be a positive integer, got {ttl!r}")
-        check_rotation_settings(grace_seconds, None if store.seals_successors else {})
+        _check_grace(grace_seconds)
+        if grace_seconds > 0 and not store.seals_successors:
+            raise RotationConfigError(_NO_KEY.format(grace=grace_seconds))
         self._store = store
         self._clock = clock if clock is not None else SystemClock()
         self._grace = grace_seconds
