@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -207,7 +208,7 @@ def save_key_file(keyset: KeySet, path: str | os.PathLike[str], *, overwrite: bo
     target = Path(path)
     document = {"keys": [_write_entry(k) for k in keyset.keys]}
     data = (json.dumps(document, indent=2) + "\n").encode("utf-8")
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    temporary = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -219,9 +220,24 @@ def save_key_file(keyset: KeySet, path: str | os.PathLike[str], *, overwrite: bo
             os.replace(temporary, target)
         else:
             os.link(temporary, target)
+        _sync_directory(target.parent)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make the rename durable (best effort: some filesystems refuse directory fsync)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 class _Entry(PrivateJwk, total=False):
