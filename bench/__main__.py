@@ -1,0 +1,17 @@
+"""Run the store benchmarks: ``python -m bench [--iterations N] [--engines sqlite,postgresql]``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from bench.stores import main
+
+parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+parser.add_argument("--iterations", type=int, default=300, help="operations per measurement")
+parser.add_argument("--engines", default="sqlite,postgresql", help="comma-separated engines")
+parser.add_argument(
+    "--pg-url", default="postgresql://postgres@127.0.0.1:5432/test", help="PostgreSQL URL"
+)
+args = parser.parse_args()
+asyncio.run(main(args.iterations, tuple(args.engines.split(",")), args.pg_url))
