@@ -157,8 +157,13 @@ async def test_fifty_concurrent_takes_exactly_one_taken_code_10(db: Db) -> None:
     try:
         s = SqlAuthorizationCodeStore(racing, clock=db.clock)
         # Open 50 connections first so every take really runs on its own connection.
-        conns = await asyncio.gather(*(racing.connect() for _ in range(50)))
-        await asyncio.gather(*(c.close() for c in conns))
+        opened = await asyncio.gather(
+            *(racing.connect() for _ in range(50)), return_exceptions=True
+        )
+        await asyncio.gather(*(c.close() for c in opened if not isinstance(c, BaseException)))
+        failed = [c for c in opened if isinstance(c, BaseException)]
+        if failed:
+            raise failed[0]
         results = await asyncio.gather(*(s.take(e.code_hash) for _ in range(50)))
     finally:
         await racing.dispose()

@@ -582,8 +582,12 @@ async def test_rotate_onto_an_existing_child_rolls_back_the_claim(db: Db) -> Non
 
 async def fifty_connections(db: Db) -> AsyncEngine:
     racing = db.new_engine(pool_size=52, max_overflow=0)
-    conns = await asyncio.gather(*(racing.connect() for _ in range(50)))
-    await asyncio.gather(*(c.close() for c in conns))
+    opened = await asyncio.gather(*(racing.connect() for _ in range(50)), return_exceptions=True)
+    await asyncio.gather(*(c.close() for c in opened if not isinstance(c, BaseException)))
+    failed = [c for c in opened if isinstance(c, BaseException)]
+    if failed:
+        await racing.dispose()
+        raise failed[0]
     return racing
 
 
