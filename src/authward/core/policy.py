@@ -1,20 +1,34 @@
-"""The host Protocols: what the application embedding authward supplies (clients, ...).
+"""The host Protocols: what the application embedding authward supplies.
 
 Spec: RFC 6749 §2 (client registration is out of band), §2.3.1 (client passwords), §10.10
 (credential guessing); RFC 6819 §5.1.4.2.2 (secrets hashed at rest).
 
-The host owns its client registry and secret hashing; authward only asks. Further host
-Protocols (resource-owner login, consent, claims, scope policy, event sink) join this module
-later. Every method is async so a host can reach a database or a remote service.
+The host owns its client registry and secret hashing, its users and their login, its consent
+rules, the claims it releases, the scopes it grants and its audit log; authward only asks.
+Every I/O method is async so a host can reach a database or a remote service. authward ships
+simple defaults for all of them (a TOML file of clients and users, plain HTML pages), so it runs
+out of the box.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from authward.core.clients import Client
+from authward.core.http import Request
 
-__all__ = ["ClientRegistry"]
+__all__ = [
+    "Authentication",
+    "ClaimsProvider",
+    "ClientRegistry",
+    "ConsentPolicy",
+    "Event",
+    "EventSink",
+    "ResourceOwnerLogin",
+    "ScopePolicy",
+]
 
 
 class ClientRegistry(Protocol):
@@ -37,4 +51,84 @@ class ClientRegistry(Protocol):
         keep the presented value, must answer ``False`` (never raise) for a wrong or empty
         secret or a client without one, and may accept several secrets during a rotation.
         """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Authentication:
+    """An end-user signed in on one user agent, as the host's login session knows them.
+
+    ``sid`` identifies that login session (OIDC Front/Back-Channel Logout ``sid``); ``auth_time``
+    is when the user last actively authenticated (Unix seconds).
+    """
+
+    subject: str
+    auth_time: int
+    sid: str
+    acr: str | None = None
+    amr: tuple[str, ...] = ()
+
+
+class ResourceOwnerLogin(Protocol):
+    """The host's end-user login: who is signed in on this user agent, and where to sign in."""
+
+    async def authenticated(self, request: Request) -> Authentication | None:
+        """The user signed in on the user agent that sent ``request`` (e.g. from a session
+        cookie the host verifies), or ``None``. Must not raise for a missing or bad session."""
+        ...
+
+    def login_url(self, return_to: str) -> str:
+        """The URL of the host's login page; after signing in it sends the browser to
+        ``return_to`` (an authward URL). The host must only follow same-origin ``return_to``
+        values to avoid an open redirect."""
+        ...
+
+
+class ConsentPolicy(Protocol):
+    """Whether the end-user must be asked before ``client`` receives ``scopes``."""
+
+    async def consent_required(
+        self, subject: str, client: Client, scopes: tuple[str, ...]
+    ) -> bool:
+        """True when the consent screen must be shown (no standing consent covers the request).
+        The decision itself is recorded only as a single-use grant bound to the request."""
+        ...
+
+
+class ClaimsProvider(Protocol):
+    """The claims the host releases about an end-user (ID token and UserInfo)."""
+
+    async def claims(self, subject: str, scopes: tuple[str, ...]) -> Mapping[str, object]:
+        """The OIDC claims for ``subject`` that ``scopes`` allow (OIDC Core §5.4), without
+        ``sub``; an unknown subject gives an empty mapping."""
+        ...
+
+
+class ScopePolicy(Protocol):
+    """Which of the requested scopes a client may have."""
+
+    async def grantable_scopes(
+        self, client: Client, requested: tuple[str, ...], subject: str | None
+    ) -> tuple[str, ...]:
+        """The subset of ``requested`` to grant (``subject`` is ``None`` for client
+        credentials). Returning fewer scopes narrows the grant (RFC 6749 §3.3); the server
+        refuses with ``invalid_scope`` when nothing requested can be granted."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something an audit log wants: ``name`` is dotted (``token.issued``, ``code.reused``),
+    ``data`` never holds a secret (no tokens, codes or client secrets; ids and digests only)."""
+
+    name: str
+    at: float
+    data: Mapping[str, object] = field(default_factory=dict)
+
+
+class EventSink(Protocol):
+    """The host's audit log. Emitting must not fail the request: a sink swallows its errors."""
+
+    async def emit(self, event: Event) -> None:
+        """Record ``event``."""
         ...
