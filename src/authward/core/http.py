@@ -14,15 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, TypeAlias
+from typing import Literal
 from urllib.parse import parse_qsl, urlsplit
 
 from authward.core.errors import Challenge, InvalidRequestError, OAuthError, render_challenge
 from authward.core.redirects import append_params
+from authward.stores.json import JsonValue as JsonValue
 
-JsonValue: TypeAlias = (
-    bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"] | None
-)
 Pair = tuple[str, str]
 RedirectStatus = Literal[302, 303]
 

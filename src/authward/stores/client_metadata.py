@@ -6,20 +6,16 @@ and project decision 4 (``client_id`` URLs of at most 255 characters).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol, TypeAlias
+
+from authward.stores.json import JsonObject
 
 #: The longest CIMD ``client_id`` URL the cache accepts (the ``url`` column size).
 MAX_URL_LENGTH: Final = 255
 
-#: A JSON value inside a metadata document.
-JsonValue: TypeAlias = (
-    "str | int | float | bool | Sequence[JsonValue] | Mapping[str, JsonValue] | None"
-)
-
 #: A validated, string-keyed client metadata document.
-ClientMetadata: TypeAlias = Mapping[str, JsonValue]
+ClientMetadata: TypeAlias = JsonObject
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,25 +7,17 @@ Spec: authward spec/stores.md §2.9, §3.7 (RFC 9126), §7 item 9 and project de
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol, TypeAlias
 
 from authward.stores.digest import b64url
+from authward.stores.json import JsonObject as JsonObject
 
 #: The URN prefix of every ``request_uri`` this server mints (RFC 9126 §2.2).
 REQUEST_URI_PREFIX: Final = "urn:ietf:params:oauth:request_uri:"
 
 #: Default lifetime of a pushed request in seconds (spec §8 ``par_ttl``).
 DEFAULT_PAR_TTL: Final = 90
-
-#: A JSON value as stored in a ``params`` map.
-JsonValue: TypeAlias = (
-    "str | int | float | bool | Sequence[JsonValue] | Mapping[str, JsonValue] | None"
-)
-
-#: A string-keyed JSON object.
-JsonObject: TypeAlias = Mapping[str, JsonValue]
 
 
 def new_request_uri() -> str:

@@ -5,9 +5,7 @@ Spec: authward spec/stores.md §2.10, §3.0, §3.8 and project decision 4.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
-from typing import Any, cast
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -15,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authward.stores.client_metadata import MAX_URL_LENGTH, ClientMetadata, GetOutcome, Hit, Miss
 from authward.stores.clock import Clock
-from authward.stores.errors import StoreContractError
 from authward.stores.sql.context import store_context
 from authward.stores.sql.convert import (
     check_length,
+    json_object,
     require,
     to_micros_column,
     to_seconds_column,
@@ -63,7 +61,7 @@ class SqlClientMetadataCache:
         """Upsert the document for ``url``; ``inserted_at`` is kept, the rest is replaced."""
         require("url", url)
         check_length("url", url, MAX_URL_LENGTH)
-        body = _json_object("metadata", metadata)
+        body = json_object("metadata", metadata)
         t = self._table
         values = {
             "url": url,
@@ -86,14 +84,3 @@ class SqlClientMetadataCache:
             )
         async with self._ctx.engine.begin() as conn:
             await conn.execute(stmt)
-
-
-def _json_object(field: str, value: object) -> dict[str, Any]:
-    """A JSON-safe copy of a string-keyed object, else ``StoreContractError``."""
-    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-        raise StoreContractError(f"{field} must be a string-keyed JSON object")
-    try:
-        copy = json.loads(json.dumps(value, allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise StoreContractError(f"{field} is not JSON-serialisable: {exc}") from exc
-    return cast(dict[str, Any], copy)

@@ -7,7 +7,10 @@ second resolution except the replay and consent tables), §7 item 6 (lengths che
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
+from collections.abc import Mapping
+from typing import Any, cast
 
 from authward.stores.errors import StoreContractError, ValueTooLongError
 
@@ -61,3 +64,14 @@ def positive_ttl(ttl: object) -> int:
     if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0:
         raise StoreContractError(f"ttl must be a positive integer, got {ttl!r}")
     return ttl
+
+
+def json_object(field: str, value: object) -> dict[str, Any]:
+    """A JSON-safe copy of a string-keyed object, else ``StoreContractError``."""
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise StoreContractError(f"{field} must be a string-keyed JSON object")
+    try:
+        copy = json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise StoreContractError(f"{field} is not JSON-serialisable: {exc}") from exc
+    return cast(dict[str, Any], copy)

@@ -8,9 +8,7 @@ written. ``expires_at`` and ``inserted_at`` have second resolution.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
-from typing import Any, cast
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -18,12 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authward.stores.clock import Clock
 from authward.stores.digest import digest
-from authward.stores.errors import StoreContractError
+from authward.stores.json import JsonObject
 from authward.stores.par import (
     Duplicate,
     FetchOutcome,
     Found,
-    JsonObject,
     Missing,
     PutOutcome,
     Stored,
@@ -31,7 +28,13 @@ from authward.stores.par import (
     TakeOutcome,
 )
 from authward.stores.sql.context import store_context
-from authward.stores.sql.convert import positive_ttl, require, to_micros_column, to_seconds_column
+from authward.stores.sql.convert import (
+    json_object,
+    positive_ttl,
+    require,
+    to_micros_column,
+    to_seconds_column,
+)
 
 
 class SqlPushedAuthorizationRequestStore:
@@ -53,7 +56,7 @@ class SqlPushedAuthorizationRequestStore:
         """Insert the request unless its ``request_uri`` exists; ``Duplicate`` leaves it intact."""
         require("request_uri", request_uri)
         lifetime = positive_ttl(ttl)
-        body = _json_object("params", params)
+        body = json_object("params", params)
         at = self._ctx.now(now)
         t = self._table
         values = {
@@ -106,17 +109,6 @@ class SqlPushedAuthorizationRequestStore:
         async with self._ctx.engine.begin() as conn:
             row = (await conn.execute(stmt)).first()
         return Missing() if row is None else Taken(_as_object(row.params))
-
-
-def _json_object(field: str, value: object) -> dict[str, Any]:
-    """A JSON-safe copy of a string-keyed object, else ``StoreContractError``."""
-    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-        raise StoreContractError(f"{field} must be a string-keyed JSON object")
-    try:
-        copy = json.loads(json.dumps(value, allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise StoreContractError(f"{field} is not JSON-serialisable: {exc}") from exc
-    return cast(dict[str, Any], copy)
 
 
 def _as_object(value: object) -> JsonObject:
