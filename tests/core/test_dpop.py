@@ -328,11 +328,25 @@ async def test_tampered_payload_is_refused(db: Db, es: JsonWebKey) -> None:
     await refused(db, request(f"{head}.{body}.{sig}"), "signature is invalid")
 
 
-async def test_kid_that_is_not_the_jwk_thumbprint_is_refused(
+async def test_proof_with_a_kid_that_is_not_the_jwk_thumbprint_verifies(
     db: Db, es: JsonWebKey
 ) -> None:
-    header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": public_members(es), "kid": "k1"}
-    await refused(db, request(raw_es256(es, header, claims_for(iat=T0))), "kid does not match")
+    """RFC 9449 §4.2, §4.3: the proof's own jwk is the key; a kid header is only a hint."""
+    header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": public_members(es), "kid": "my-key-1"}
+    token = raw_es256(es, header, claims_for(iat=T0))
+    result = await verifier(db).verify(request(token), site=TOKEN)
+    assert result is not None
+    assert result.jkt == es.kid
+    assert await replay_rows(db) == 1
+
+
+async def test_proof_with_a_kid_that_is_not_a_string_is_refused(
+    db: Db, es: JsonWebKey
+) -> None:
+    """RFC 7515 §4.1.4: kid is a string."""
+    header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": public_members(es), "kid": 7}
+    token = raw_es256(es, header, claims_for(iat=T0))
+    await refused(db, request(token), "not a well-formed JWS")
 
 
 # --- claims ---------------------------------------------------------------------------------------

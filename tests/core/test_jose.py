@@ -21,7 +21,9 @@ from authward.core.jose import (
     sign_jwt,
     validate_claims,
     verify_jwt,
+    verify_jwt_with_key,
 )
+from tests.core.dpop_proofs import raw_es256
 
 # RFC 7638 §3.1 example key and its thumbprint.
 RFC7638_KEY = {
@@ -182,6 +184,41 @@ def test_kid_pointing_at_a_different_key_fails_the_signature() -> None:
     with pytest.raises(JoseError) as caught:
         verify_jwt(f"{head}.{forged[1]}.{forged[2]}", [other], algorithms=["ES256"])
     assert caught.value.reason == "bad_signature"
+
+
+def test_one_given_key_verifies_whatever_the_kid_header_says() -> None:
+    """RFC 7515 §4.1.4: kid is a hint; with an explicitly given key it need not match."""
+    key = generate_signing_key("ES256")
+    token = raw_es256(key, {"alg": "ES256", "kid": "my-key-1"}, {"sub": "alice"})
+    verified = verify_jwt_with_key(token, key, algorithms=["ES256"])
+    assert verified.header["kid"] == "my-key-1"
+    assert verified.claims == {"sub": "alice"}
+    assert verified.key == key
+
+
+def test_key_sets_still_match_on_kid() -> None:
+    key = generate_signing_key("ES256")
+    token = raw_es256(key, {"alg": "ES256", "kid": "my-key-1"}, {"sub": "alice"})
+    with pytest.raises(JoseError) as caught:
+        verify_jwt(token, [key], algorithms=["ES256"])
+    assert caught.value.reason == "unknown_key"
+
+
+def test_one_given_key_must_still_sign_the_token() -> None:
+    signer = generate_signing_key("ES256")
+    other = generate_signing_key("ES256")
+    token = raw_es256(signer, {"alg": "ES256", "kid": other.kid}, {"sub": "alice"})
+    with pytest.raises(JoseError) as caught:
+        verify_jwt_with_key(token, other, algorithms=["ES256"])
+    assert caught.value.reason == "bad_signature"
+
+
+def test_one_given_key_must_fit_the_header_alg() -> None:
+    key = generate_signing_key("EdDSA")
+    token = sign_jwt(key, {})
+    with pytest.raises(JoseError) as caught:
+        verify_jwt_with_key(token, generate_signing_key("ES256"), algorithms=["ES256", "EdDSA"])
+    assert caught.value.reason == "unknown_key"
 
 
 def test_tampered_payload_fails_the_signature() -> None:

@@ -10,8 +10,9 @@ The checks run in this order, and the first failure decides the error:
    than one: ``invalid_dpop_proof``);
 2. a well-formed compact JWS with ``typ`` ``dpop+jwt`` and an ``alg`` from the configured
    asymmetric allow-list (``none`` and HMAC never are);
-3. a ``jwk`` header holding a public key only, of the type ``alg`` needs (a ``kid`` header, if
-   sent, must be that key's thumbprint), and a signature that verifies with it;
+3. a ``jwk`` header holding a public key only, of the type ``alg`` needs, and a signature that
+   verifies with it (a ``kid`` header, if sent, is only the sender's hint: RFC 9449 §4.2 does
+   not constrain it, so it need not be the key's thumbprint);
 4. claims ``jti`` (string, at most 1024 characters), ``htm`` (the request method), ``htu``
    (the request URL, both normalised, query and fragment ignored), ``iat`` (not older than the
    proof window, not further ahead than the future skew), ``ath`` when an access token is
@@ -60,7 +61,7 @@ from authward.core.jose import (
     JwsAlgorithm,
     import_public_jwk,
     read_unverified_header,
-    verify_jwt,
+    verify_jwt_with_key,
 )
 from authward.stores.clock import Clock
 from authward.stores.digest import b64url
@@ -339,11 +340,8 @@ class DPoPVerifier:
             key = import_public_jwk(cast(Mapping[str, object], raw_jwk))
         except JoseError as error:
             raise refuse("The DPoP proof jwk is not a usable public key", error.detail) from error
-        kid = header.get("kid")
-        if kid is not None and kid != key.kid:
-            raise refuse("The DPoP proof kid does not match its jwk", "kid is not the thumbprint")
         try:
-            verified = verify_jwt(proof, [key], algorithms=self._algs)
+            verified = verify_jwt_with_key(proof, key, algorithms=self._algs)
         except JoseError as error:
             if error.reason == "unknown_key":
                 raise refuse(

@@ -52,6 +52,7 @@ __all__ = [
     "sign_jwt",
     "validate_claims",
     "verify_jwt",
+    "verify_jwt_with_key",
 ]
 
 SigningAlgorithm = Literal["ES256", "EdDSA", "PS256", "RS256"]
@@ -323,14 +324,40 @@ def verify_jwt(
     *,
     algorithms: Collection[JwsAlgorithm],
 ) -> VerifiedJwt:
-    """Verify a compact JWT's signature against ``keys``; return its header and claims.
+    """Verify a compact JWT's signature against a key set ``keys``; return its header and claims.
 
     ``algorithms`` is the explicit allow-list; it must be non-empty and asymmetric (ValueError).
     The header ``alg`` must be in it, so ``none`` and HMAC tokens are always refused. With a
-    ``kid`` header only the key with that ``kid`` is tried; without one, every key that fits the
-    algorithm. The payload must be a JSON object. Claims are NOT validated: see
-    :func:`validate_claims`. Failures raise JoseError.
+    ``kid`` header only the key with that ``kid`` (its RFC 7638 thumbprint) is tried; without
+    one, every key that fits the algorithm. The payload must be a JSON object. Claims are NOT
+    validated: see :func:`validate_claims`. Failures raise JoseError.
     """
+    return _verify(token, keys, algorithms=algorithms, match_kid=True)
+
+
+def verify_jwt_with_key(
+    token: str,
+    key: JsonWebKey,
+    *,
+    algorithms: Collection[JwsAlgorithm],
+) -> VerifiedJwt:
+    """Verify a compact JWT's signature against the one ``key`` the caller already holds.
+
+    For a key that comes with the token itself (a DPoP proof's ``jwk`` header, RFC 9449 §4.2),
+    where a ``kid`` header is only a hint the sender chose: it must be a string when present but
+    need not equal the key's thumbprint. Otherwise exactly as :func:`verify_jwt` (``unknown_key``
+    when ``key`` does not fit the header ``alg``).
+    """
+    return _verify(token, [key], algorithms=algorithms, match_kid=False)
+
+
+def _verify(
+    token: str,
+    keys: Sequence[JsonWebKey],
+    *,
+    algorithms: Collection[JwsAlgorithm],
+    match_kid: bool,
+) -> VerifiedJwt:
     allowed = _check_algorithms(algorithms)
     header = read_unverified_header(token)
     alg = header.get("alg")
@@ -344,10 +371,11 @@ def verify_jwt(
     candidates = [
         key
         for key in keys
-        if (kid is None or key.kid == kid) and _fits(key, alg)
+        if (not match_kid or kid is None or key.kid == kid) and _fits(key, alg)
     ]
     if not candidates:
-        raise JoseError("unknown_key", f"no key for kid {kid!r} and alg {alg}")
+        wanted = f"kid {kid!r} and " if match_kid else ""
+        raise JoseError("unknown_key", f"no key for {wanted}alg {alg}")
     registry = _registry([alg])
     for key in candidates:
         try:
