@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from authward.cli.main import cli
+from authward.cli.options import DATABASE_URL_ENVVAR
 from authward.stores.sql.engine import create_engine
 from authward.stores.sql.schema import TABLE_NAMES, build_metadata
 from tests.dbkit import KINDS, PG_URL, require_postgres
@@ -51,8 +52,10 @@ async def target(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         await engine.dispose()
 
 
-async def invoke(*args: str) -> Result:
-    return await asyncio.to_thread(CliRunner().invoke, cli, ["migrate", *args])
+async def invoke(*args: str, env: dict[str, str | None] | None = None) -> Result:
+    """Run ``authward migrate``; ``AUTHWARD_DATABASE_URL`` is unset unless ``env`` sets it."""
+    runner = CliRunner(env={DATABASE_URL_ENVVAR: None, **(env or {})})
+    return await asyncio.to_thread(runner.invoke, cli, ["migrate", *args])
 
 
 async def test_migrate_creates_the_tables_then_reports_up_to_date(target: Target) -> None:
@@ -120,6 +123,32 @@ async def test_database_url_is_required() -> None:
     """Usage error without --database-url."""
     result = await invoke()
     assert result.exit_code == 2
+
+
+async def test_database_url_can_come_from_the_environment_only(tmp_path: Path) -> None:
+    """AUTHWARD_DATABASE_URL stands in for --database-url, which would show in ``ps``."""
+    db = tmp_path / "env.db"
+    result = await invoke("--table-prefix", "oauth_", env={DATABASE_URL_ENVVAR: f"sqlite:///{db}"})
+    assert result.exit_code == 0, result.stderr
+    for name in TABLE_NAMES:
+        assert f"created table oauth_{name}\n" in result.stdout
+    engine = create_engine(f"sqlite:///{db}")
+    try:
+        async with engine.connect() as conn:
+            names = await conn.run_sync(lambda c: set(sa.inspect(c).get_table_names()))
+    finally:
+        await engine.dispose()
+    assert names == {f"oauth_{name}" for name in TABLE_NAMES}
+
+
+async def test_command_line_url_wins_over_the_environment(tmp_path: Path) -> None:
+    given, ignored = tmp_path / "given.db", tmp_path / "ignored.db"
+    result = await invoke(
+        "--database-url", f"sqlite:///{given}", env={DATABASE_URL_ENVVAR: f"sqlite:///{ignored}"}
+    )
+    assert result.exit_code == 0, result.stderr
+    assert given.exists()
+    assert not ignored.exists()
 
 
 async def test_migrated_tables_match_build_metadata(tmp_path: Path) -> None:

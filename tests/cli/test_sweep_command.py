@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from authward.cli.main import cli
+from authward.cli.options import DATABASE_URL_ENVVAR
 from authward.cli.sweep import sweep_periodically
 from authward.stores.clock import FrozenClock
 from authward.stores.sql.convert import to_seconds_column
@@ -56,8 +57,10 @@ async def prefixed_database(kind: str, tmp_path: Path) -> AsyncIterator[tuple[Db
         await engine.dispose()
 
 
-async def invoke(*args: str) -> Result:
-    return await asyncio.to_thread(CliRunner().invoke, cli, ["sweep", *args])
+async def invoke(*args: str, env: dict[str, str | None] | None = None) -> Result:
+    """Run ``authward sweep``; ``AUTHWARD_DATABASE_URL`` is unset unless ``env`` sets it."""
+    runner = CliRunner(env={DATABASE_URL_ENVVAR: None, **(env or {})})
+    return await asyncio.to_thread(runner.invoke, cli, ["sweep", *args])
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -107,6 +110,19 @@ async def test_grace_option_redacts_old_successors(tmp_path: Path) -> None:
         )
         assert result.exit_code == 0, result.output
         assert result.stdout.splitlines()[-1] == "successors redacted: 1"
+
+
+async def test_database_url_can_come_from_the_environment_only(tmp_path: Path) -> None:
+    """AUTHWARD_DATABASE_URL stands in for --database-url, which would show in ``ps``."""
+    now = time.time()
+    async with database("sqlite", tmp_path, prefix="oauth_") as db:
+        nonces = db.tables.dpop_nonces
+        await insert(db.engine, db.tables, nonces, now - 3600)
+        live = await insert(db.engine, db.tables, nonces, now + 3600)
+        result = await invoke("--table-prefix", "oauth_", env={DATABASE_URL_ENVVAR: db.url})
+        assert result.exit_code == 0, result.output
+        assert "oauth_dpop_nonces: 1 deleted" in result.stdout.splitlines()
+        assert await keys(db.engine, db.tables, nonces) == {live}
 
 
 @pytest.mark.parametrize("prefix", ["Bad-Prefix", "x;drop", "abcdefghij"])

@@ -14,15 +14,14 @@ from pathlib import Path
 import click
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from authward.cli.options import database_url_option
 from authward.migrations.generator import GenerationError, resolve_prefix
 from authward.migrations.migrator import migrate_database
 from authward.stores.sql.engine import UnsupportedDatabaseError, normalise_url
 
 
 @click.command("migrate")
-@click.option(
-    "--database-url", required=True, metavar="URL", help="postgresql:// or sqlite:// URL."
-)
+@database_url_option
 @click.option(
     "--table-prefix",
     default=None,

@@ -24,6 +24,7 @@ import click
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from authward.cli.options import database_url_option
 from authward.stores.errors import InvalidTablePrefixError
 from authward.stores.sql.engine import (
     UnsupportedDatabaseError,
@@ -103,9 +104,7 @@ async def sweep_periodically(
 
 
 @click.command("sweep")
-@click.option(
-    "--database-url", required=True, metavar="URL", help="postgresql:// or sqlite:// URL."
-)
+@database_url_option
 @click.option(
     "--table-prefix", default="", metavar="P", help="Prefix of every table name, e.g. oauth_."
 )
