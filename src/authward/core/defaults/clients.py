@@ -1,0 +1,182 @@
+"""The default client registry: clients declared in a TOML file, secrets stored as argon2 hashes.
+
+Spec: RFC 6749 §2 (registration out of band), §2.3.1 (client passwords); RFC 6819 §5.1.4.2.2
+(secrets hashed at rest); RFC 7591 §2 (client metadata names).
+
+File format (one ``[[clients]]`` table per client; unknown keys are errors)::
+
+    [[clients]]
+    client_id = "web"
+    client_type = "confidential"                 # or "public"
+    token_endpoint_auth_method = "client_secret_basic"
+    client_secret_hash = "$argon2id$v=19$..."    # hash_secret("..."); a list during rotation
+    redirect_uris = ["https://app.example/cb"]
+    grant_types = ["authorization_code", "refresh_token"]
+    scope = "openid profile email offline_access"
+    # optional: client_name, jwks = { keys = [...] }, jwks_uri, native,
+    # require_pushed_authorization_requests, dpop_bound_access_tokens,
+    # post_logout_redirect_uris, backchannel_logout_uri, backchannel_logout_session_required,
+    # response_types
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from os import PathLike
+from typing import Final, cast
+
+from argon2 import PasswordHasher
+
+from authward.core.clients import Client, ClientType, TokenEndpointAuthMethod
+from authward.core.defaults.hashing import Argon2Verifier, is_argon2_hash
+from authward.core.defaults.toml_file import (
+    HostFileError,
+    check_keys,
+    entries,
+    load_toml,
+    read_bool,
+    read_string,
+    read_strings,
+    require_string,
+    table,
+)
+from authward.core.scopes import is_scope_token
+
+__all__ = ["FileClientRegistry"]
+
+_KEYS: Final = frozenset(
+    {
+        "client_id", "client_type", "token_endpoint_auth_method", "client_secret_hash",
+        "redirect_uris", "grant_types", "response_types", "scope", "jwks", "jwks_uri",
+        "native", "require_pushed_authorization_requests", "dpop_bound_access_tokens",
+        "post_logout_redirect_uris", "backchannel_logout_uri",
+        "backchannel_logout_session_required", "client_name",
+    }
+)
+_SECRET_METHODS: Final = frozenset({"client_secret_basic", "client_secret_post"})
+
+
+class FileClientRegistry:
+    """``ClientRegistry`` over a fixed set of clients (read once; restart to reload).
+
+    ``verify_client_secret`` checks the presented secret against the client's argon2 hashes:
+    ``False`` for a mismatch, an empty secret, a client without a hash or one this registry
+    did not issue; it never raises and never logs.
+    """
+
+    def __init__(
+        self,
+        clients: Mapping[str, Client],
+        secret_hashes: Mapping[str, tuple[str, ...]],
+        *,
+        hasher: PasswordHasher | None = None,
+    ) -> None:
+        self._clients = dict(clients)
+        self._hashes = {cid: tuple(hashes) for cid, hashes in secret_hashes.items()}
+        self._verifier = Argon2Verifier(hasher)
+
+    @classmethod
+    def from_file(
+        cls, path: str | PathLike[str], *, hasher: PasswordHasher | None = None
+    ) -> FileClientRegistry:
+        """Read the ``[[clients]]`` tables of the TOML file at ``path``."""
+        return cls.from_mapping(load_toml(path), hasher=hasher)
+
+    @classmethod
+    def from_mapping(
+        cls, data: Mapping[str, object], *, hasher: PasswordHasher | None = None
+    ) -> FileClientRegistry:
+        """Build from parsed TOML; raises ``HostFileError`` naming the first bad key."""
+        clients: dict[str, Client] = {}
+        hashes: dict[str, tuple[str, ...]] = {}
+        for key, entry in entries(data, "clients"):
+            client, secret_hashes = _read_client(key, entry)
+            if client.client_id in clients:
+                raise HostFileError(f"{key}.client_id", "is already used by another client")
+            clients[client.client_id] = client
+            hashes[client.client_id] = secret_hashes
+        return cls(clients, hashes, hasher=hasher)
+
+    @property
+    def client_ids(self) -> tuple[str, ...]:
+        """Every registered client_id, in file order."""
+        return tuple(self._clients)
+
+    async def get_client(self, client_id: str) -> Client | None:
+        """The client registered as exactly ``client_id``, else ``None``."""
+        if not isinstance(client_id, str):
+            return None
+        return self._clients.get(client_id)
+
+    async def verify_client_secret(self, client: Client, presented_secret: str) -> bool:
+        """True when ``presented_secret`` matches one of the client's hashes (argon2 verify)."""
+        mine = self._clients.get(client.client_id) if isinstance(client, Client) else None
+        hashes = self._hashes.get(client.client_id, ()) if mine == client else ()
+        return await self._verifier.verify(hashes, presented_secret)
+
+
+def _read_client(key: str, entry: Mapping[str, object]) -> tuple[Client, tuple[str, ...]]:
+    check_keys(key, entry, _KEYS)
+    client_id = require_string(key, entry, "client_id")
+    client_type = require_string(key, entry, "client_type")
+    method = read_string(key, entry, "token_endpoint_auth_method")
+    if method is None:
+        method = "none" if client_type == "public" else "client_secret_basic"
+    hashes = _read_hashes(key, entry)
+    if method in _SECRET_METHODS and not hashes:
+        raise HostFileError(f"{key}.client_secret_hash", f"is required for {method}")
+    if method not in _SECRET_METHODS and hashes:
+        raise HostFileError(f"{key}.client_secret_hash", f"is not used by {method}")
+    scope = read_string(key, entry, "scope")
+    scope_tokens = tuple(scope.split(" ")) if scope is not None else ()
+    if not all(is_scope_token(token) for token in scope_tokens):
+        raise HostFileError(f"{key}.scope", "must be scope-tokens separated by single spaces")
+    jwks_value = entry.get("jwks")
+    jwks: tuple[Mapping[str, object], ...] | None = None
+    if jwks_value is not None:
+        keys = table(f"{key}.jwks", jwks_value).get("keys")
+        if not isinstance(keys, list) or not keys:
+            raise HostFileError(f"{key}.jwks.keys", "must be a non-empty array of JWK tables")
+        jwks = tuple(table(f"{key}.jwks.keys[{i}]", jwk) for i, jwk in enumerate(keys))
+        for index, jwk in enumerate(jwks):
+            if "d" in jwk or "k" in jwk:
+                raise HostFileError(f"{key}.jwks.keys[{index}]", "must be a public key")
+    optional: dict[str, object] = {}
+    for name in ("redirect_uris", "grant_types", "response_types", "post_logout_redirect_uris"):
+        values = read_strings(key, entry, name)
+        if values is not None:
+            optional[name] = values
+    for name in ("native", "require_pushed_authorization_requests", "dpop_bound_access_tokens",
+                 "backchannel_logout_session_required"):
+        flag = read_bool(key, entry, name)
+        if flag is not None:
+            optional[name] = flag
+    for name in ("jwks_uri", "backchannel_logout_uri", "client_name"):
+        text = read_string(key, entry, name)
+        if text is not None:
+            optional[name] = text
+    try:
+        client = Client(
+            client_id=client_id,
+            client_type=cast(ClientType, client_type),
+            token_endpoint_auth_method=cast(TokenEndpointAuthMethod, method),
+            scope=scope_tokens,
+            jwks=jwks,
+            **optional,  # type: ignore[arg-type]
+        )
+    except ValueError as exc:
+        raise HostFileError(key, str(exc)) from None
+    return client, hashes
+
+
+def _read_hashes(key: str, entry: Mapping[str, object]) -> tuple[str, ...]:
+    value = entry.get("client_secret_hash")
+    if value is None:
+        return ()
+    listed = value if isinstance(value, list) else [value]
+    if not listed or not all(is_argon2_hash(item) for item in listed):
+        raise HostFileError(
+            f"{key}.client_secret_hash",
+            "must be an argon2 hash (or an array of them) made with hash_secret()",
+        )
+    return tuple(cast(list[str], listed))

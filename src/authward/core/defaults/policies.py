@@ -1,0 +1,81 @@
+"""The default scope, consent and audit policies a host gets out of the box.
+
+Spec: RFC 6749 §3.3 (the server may grant fewer scopes than requested); OIDC Core 1.0 §3.1.2.4
+(consent), §11 (offline_access).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Final
+
+from authward.core.clients import Client
+from authward.core.policy import Event
+
+__all__ = ["AllowRequestedScopes", "AlwaysAskConsent", "LoggingEventSink"]
+
+_ALWAYS_GRANTABLE: Final = frozenset({"openid", "offline_access"})
+#: Substrings of event data keys that are dropped rather than logged, in case a caller slips.
+_SECRET_HINTS: Final = ("secret", "password", "token", "code", "assertion", "cookie")
+
+
+class AllowRequestedScopes:
+    """``ScopePolicy``: grant what was requested, narrowed to the client's declared ``scope``.
+
+    A client that declares no scope gets what it asks for; ``openid`` and ``offline_access``
+    are granted whenever requested (whether a refresh token follows is the grant's decision).
+    Order follows the request.
+    """
+
+    async def grantable_scopes(
+        self, client: Client, requested: tuple[str, ...], subject: str | None
+    ) -> tuple[str, ...]:
+        """``requested`` ∩ ``client.scope`` (plus openid/offline_access), or ``requested``."""
+        if not client.scope:
+            return tuple(requested)
+        declared = set(client.scope)
+        return tuple(s for s in requested if s in declared or s in _ALWAYS_GRANTABLE)
+
+
+class AlwaysAskConsent:
+    """``ConsentPolicy`` that remembers nothing: every request from a third-party client shows
+    the consent page (the decision is a single-use grant bound to that one request).
+
+    ``first_party_clients`` lists client ids the host operates itself; they never ask.
+    """
+
+    def __init__(self, first_party_clients: Iterable[str] = ()) -> None:
+        self._first_party = frozenset(first_party_clients)
+
+    async def consent_required(
+        self, subject: str, client: Client, scopes: tuple[str, ...]
+    ) -> bool:
+        """True unless ``client`` is first party."""
+        return client.client_id not in self._first_party
+
+
+class LoggingEventSink:
+    """``EventSink`` writing each event as one INFO record on ``logger`` (``authward.events``).
+
+    Keys that look like secrets are dropped; logging failures are swallowed.
+    """
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self._logger = logger or logging.getLogger("authward.events")
+
+    async def emit(self, event: Event) -> None:
+        """Log ``event`` (name, time, non-secret data)."""
+        with contextlib.suppress(Exception):  # the sink must never fail the request
+            self._logger.info(
+                "event %s at %.3f %s", event.name, event.at, _printable(event.data)
+            )
+
+
+def _printable(data: Mapping[str, object]) -> dict[str, object]:
+    return {
+        key: value
+        for key, value in data.items()
+        if not any(hint in key.lower() for hint in _SECRET_HINTS)
+    }
