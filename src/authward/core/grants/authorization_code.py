@@ -1,0 +1,300 @@
+"""The authorization-code grant: issuing a code at /authorize and redeeming it at /token.
+
+Spec: authward spec/stores.md §3.1 (core rules and the flow table), §3.2.7 (first refresh token
+of the code's family); RFC 6749 §4.1.2, §4.1.3, §10.5 (single use, revoke on reuse); RFC 7636
+§4.6 (PKCE S256); RFC 9449 §10 (``dpop_jkt``); RFC 8707 §2.2 (resource narrowing); OIDC Core
+§3.1.3.3, §3.1.3.6 (ID token, ``nonce``, ``at_hash``).
+
+Redemption order (spec §3.1): ``take`` claims the code before anything is validated, so a
+presented code is spent even when the redemption then fails; then expiry, client,
+``redirect_uri``, PKCE and the DPoP binding are checked (each failure ``invalid_grant``, the
+code stays claimed but not finalised, so a retry also gets ``invalid_grant``, never "reuse").
+The access token, the ID token (``openid``) and the first refresh token (``offline_access``)
+are minted, and ``mark_consumed`` runs LAST. A replay of a finalised code revokes the code's
+refresh family and the access token it minted, then answers ``invalid_grant``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from authward.core import pkce
+from authward.core.dpop import VerifiedProof, check_binding
+from authward.core.errors import (
+    InvalidDPoPProofError,
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidTargetError,
+)
+from authward.core.grants.issuance import GrantResult, TokenRequest, issue_access_token
+from authward.core.grants.refresh_token import rotation_for
+from authward.core.http import MultiDict
+from authward.core.id_token import mint_id_token
+from authward.core.policy import Event
+from authward.core.refresh_rotation import IssueRefused
+from authward.core.secrets import new_secret
+from authward.stores.codes import S256, CodeEntry, Consumed, Found, Taken
+from authward.stores.digest import b64url, digest
+from authward.stores.refresh import RefreshData
+
+if TYPE_CHECKING:
+    from authward.core.server import AuthorizationServer
+
+__all__ = ["GRANT_TYPE", "issue_code", "precheck", "redeem"]
+
+GRANT_TYPE = "authorization_code"
+
+_OPENID = "openid"
+_OFFLINE_ACCESS = "offline_access"
+
+
+async def issue_code(
+    server: AuthorizationServer,
+    *,
+    client_id: str,
+    subject: str,
+    redirect_uri: str,
+    scope: Sequence[str],
+    code_challenge: str,
+    resource: Sequence[str] = (),
+    dpop_jkt: str | None = None,
+    nonce: str | None = None,
+    auth_time: int | None = None,
+    acr: str | None = None,
+    amr: Sequence[str] = (),
+    sid: str | None = None,
+    now: float | None = None,
+) -> str:
+    """Issue an authorization code and return its plaintext (give it to the client once).
+
+    Arguments are the outcome of an authorization request the caller already validated:
+    ``redirect_uri`` exactly as the token request must repeat it, the GRANTED ``scope``, the
+    ``resource`` indicators, the S256 ``code_challenge`` (PKCE is required), the request's
+    ``dpop_jkt`` (binds the code to that DPoP key) and ``nonce``, and the signed-in user's
+    ``auth_time``/``acr``/``amr``/``sid`` (carried into the ID token).
+
+    The code is 32 random bytes (base64url); only its digest is stored. Each code gets a fresh
+    ``family_id`` (32 random bytes, base64url) shared later by its refresh tokens. It expires
+    after ``settings.authorization_code_ttl`` seconds. A store failure propagates (the caller
+    answers ``server_error``).
+    """
+    at = server.clock.now() if now is None else now
+    code = new_secret()
+    claims: dict[str, object] = {}
+    if auth_time is not None:
+        claims["auth_time"] = int(auth_time)
+    if acr is not None:
+        claims["acr"] = acr
+    if amr:
+        claims["amr"] = list(amr)
+    if sid is not None:
+        claims["sid"] = sid
+    entry = CodeEntry(
+        code_hash=digest(code),
+        client_id=client_id,
+        subject=subject,
+        redirect_uri=redirect_uri,
+        expires_at=int(at) + server.settings.authorization_code_ttl,
+        scope=tuple(dict.fromkeys(scope)),
+        resource=tuple(dict.fromkeys(resource)),
+        code_challenge=code_challenge,
+        code_challenge_method=S256,
+        dpop_jkt=dpop_jkt,
+        nonce=nonce,
+        claims=claims,
+        family_id=b64url(secrets.token_bytes(32)),
+    )
+    await server.stores.authorization_codes.put(entry, now=at)
+    return code
+
+
+async def precheck(
+    server: AuthorizationServer, form: MultiDict, proof: VerifiedProof | None, now: float
+) -> None:
+    """Refuse a DPoP-bound code sent without a proof, without spending the code.
+
+    Spec §3.1 "``dpop_bound?`` pre-check": run before client authentication so the
+    holder-of-key failure (``invalid_dpop_proof``) is reported first; ``get`` does not claim
+    the code, so the client can retry with a proof. Anything else is left to ``redeem``.
+    """
+    code = form.get_one("code")
+    if proof is not None or code is None:
+        return
+    found = await server.stores.authorization_codes.get(digest(code), now=now)
+    if isinstance(found, Found) and found.entry.dpop_jkt is not None:
+        raise InvalidDPoPProofError(
+            "A DPoP proof is required", detail="the code is DPoP-bound, request has no proof"
+        )
+
+
+async def redeem(server: AuthorizationServer, request: TokenRequest) -> GrantResult:
+    """Redeem the ``code`` of ``request`` (see the module docstring for the order).
+
+    Raises ``InvalidRequestError`` (no ``code``; the first refresh token cannot be issued
+    because the code's family was revoked meanwhile), ``InvalidGrantError`` (unknown, spent,
+    reused, expired or otherwise mismatched code), ``InvalidTargetError`` (a ``resource`` the
+    code was not issued for) and ``InvalidDPoPProofError``.
+    """
+    form = request.form
+    code = form.get_one("code")
+    if code is None:
+        raise InvalidRequestError("code is required")
+    redirect_uri = form.get_one("redirect_uri")
+    verifier = form.get_one("code_verifier")
+    wanted_resources = form.get_all("resource")
+    codes = server.stores.authorization_codes
+    code_hash = digest(code)
+    now = request.now
+
+    outcome = await codes.take(code_hash, now=now)
+    if isinstance(outcome, Consumed):
+        family_id = outcome.meta.family_id
+        if family_id:
+            await server.stores.refresh_tokens.revoke_family(family_id, now=now)
+            await codes.revoke_family_access_tokens(family_id, now=now)
+        await server.policy.events.emit(
+            Event(
+                "code.reused",
+                now,
+                {"client_id": request.client.client_id, "family_id": family_id or ""},
+            )
+        )
+        raise InvalidGrantError("The authorization code is invalid", detail="code reused")
+    if not isinstance(outcome, Taken):
+        raise InvalidGrantError("The authorization code is invalid", detail="unknown code")
+    entry = outcome.entry
+
+    if entry.expires_at <= now:
+        raise InvalidGrantError("The authorization code has expired", detail="expired code")
+    if entry.client_id != request.client.client_id:
+        raise InvalidGrantError(
+            "The authorization code was issued to another client", detail="client mismatch"
+        )
+    if redirect_uri is None or redirect_uri != entry.redirect_uri:
+        raise InvalidGrantError(
+            "redirect_uri does not match the authorization request",
+            detail="redirect_uri mismatch",
+        )
+    _check_pkce(entry, verifier)
+    check_binding(entry.dpop_jkt, request.proof)
+    resources = entry.resource
+    if wanted_resources:
+        narrowed = tuple(dict.fromkeys(wanted_resources))
+        if not set(narrowed) <= set(entry.resource):
+            raise InvalidTargetError(
+                "resource was not part of the authorization request",
+                detail="resource not granted",
+            )
+        resources = narrowed
+
+    return await _issue_tokens(server, request, entry, resources, code_hash)
+
+
+def _check_pkce(entry: CodeEntry, verifier: str | None) -> None:
+    """PKCE S256: verifier required iff a challenge is stored; missing and wrong fail alike."""
+    if entry.code_challenge is None:
+        if verifier is not None:
+            raise InvalidGrantError("code_verifier was not expected", detail="no challenge")
+        return
+    try:
+        pkce.verify(verifier, entry.code_challenge)
+    except (InvalidRequestError, InvalidGrantError) as error:
+        raise InvalidGrantError(
+            "code_verifier does not match the code_challenge", detail=error.description
+        ) from error
+
+
+async def _issue_tokens(
+    server: AuthorizationServer,
+    request: TokenRequest,
+    entry: CodeEntry,
+    resources: tuple[str, ...],
+    code_hash: str,
+) -> GrantResult:
+    now = request.now
+    proof = request.proof
+    client = request.client
+    settings = server.settings
+    claims = entry.claims
+    auth_time = _int_claim(claims.get("auth_time"))
+    acr = _str_claim(claims.get("acr"))
+    access = issue_access_token(
+        server,
+        subject=entry.subject,
+        client_id=client.client_id,
+        scopes=entry.scope,
+        resources=resources,
+        dpop_jkt=proof.jkt if proof is not None else None,
+        now=now,
+        auth_time=auth_time,
+        acr=acr,
+    )
+    if entry.family_id:
+        await server.stores.authorization_codes.record_access_token(
+            entry.family_id, access.jti, access.exp, now=now
+        )
+
+    id_token: str | None = None
+    if _OPENID in entry.scope:
+        user_claims = await server.policy.claims.claims(entry.subject, entry.scope)
+        amr = claims.get("amr")
+        id_token = mint_id_token(
+            server.keys.signing_key(settings.id_token_signing_alg),
+            issuer=server.issuer,
+            subject=entry.subject,
+            client_id=client.client_id,
+            lifetime=server.max_token_lifetime,
+            now=now,
+            auth_time=auth_time,
+            nonce=entry.nonce,
+            acr=acr,
+            amr=[str(v) for v in amr] if isinstance(amr, list) else (),
+            access_token=access.token,
+            sid=_str_claim(claims.get("sid")),
+            extra_claims=user_claims,
+        ).token
+
+    refresh_token: str | None = None
+    if (
+        _OFFLINE_ACCESS in entry.scope
+        and settings.features.refresh_token_grant
+        and "refresh_token" in client.grant_types
+    ):
+        rotation = rotation_for(server)
+        data = RefreshData(
+            subject=entry.subject,
+            scope=entry.scope,
+            resource=resources,
+            acr=acr,
+            auth_time=auth_time,
+            client_id=client.client_id,
+            # Only public clients get DPoP-bound refresh tokens (spec §3.2.7).
+            dpop_jkt=proof.jkt if proof is not None and client.is_public else None,
+            claims={k: v for k, v in claims.items() if k in ("amr", "sid")},
+        )
+        issued = await rotation.issue(data, family_id=entry.family_id, now=now)
+        if isinstance(issued, IssueRefused):
+            raise InvalidRequestError(
+                "unable to issue token", detail="the code's refresh family is revoked"
+            )
+        refresh_token = issued.token
+
+    await server.stores.authorization_codes.mark_consumed(code_hash, now=now)
+    return GrantResult(
+        access_token=access,
+        scopes=entry.scope,
+        subject=entry.subject,
+        refresh_token=refresh_token,
+        id_token=id_token,
+        family_id=entry.family_id,
+    )
+
+
+def _int_claim(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _str_claim(value: object) -> str | None:
+    return value if isinstance(value, str) else None
