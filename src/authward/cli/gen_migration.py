@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from authward.cli.options import table_prefix_options
 from authward.migrations.generator import (
     GenerationError,
     generate,
@@ -43,17 +44,7 @@ from authward.migrations.generator import (
     type=click.Path(path_type=Path, file_okay=False),
     help="Directory the revision is written to (created if missing).",
 )
-@click.option(
-    "--table-prefix",
-    default=None,
-    help="Prefix for every table name, e.g. oauth_. An empty value counts as given.",
-)
-@click.option(
-    "--settings",
-    default=None,
-    metavar="MODULE:ATTR",
-    help="Read table_prefix (attribute or key) from this object when --table-prefix is absent.",
-)
+@table_prefix_options
 @click.pass_context
 def gen_migration(
     ctx: click.Context,

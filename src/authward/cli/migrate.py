@@ -12,27 +12,16 @@ import asyncio
 from pathlib import Path
 
 import click
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
-from authward.cli.options import database_url_option
+from authward.cli.options import check_database_url, database_url_option, table_prefix_options
 from authward.migrations.generator import GenerationError, resolve_prefix
 from authward.migrations.migrator import migrate_database
-from authward.stores.sql.engine import UnsupportedDatabaseError, normalise_url
 
 
 @click.command("migrate")
 @database_url_option
-@click.option(
-    "--table-prefix",
-    default=None,
-    help="Prefix for every table name, e.g. oauth_. An empty value counts as given.",
-)
-@click.option(
-    "--settings",
-    default=None,
-    metavar="MODULE:ATTR",
-    help="Read table_prefix (attribute or key) from this object when --table-prefix is absent.",
-)
+@table_prefix_options
 @click.pass_context
 def migrate(
     ctx: click.Context, database_url: str, table_prefix: str | None, settings: str | None
@@ -47,11 +36,7 @@ def migrate(
     except GenerationError as exc:
         click.echo(f"Error: {exc}", err=True)
         ctx.exit(exc.exit_code)
-    try:
-        normalise_url(database_url)
-    except (UnsupportedDatabaseError, ArgumentError) as exc:
-        click.echo(f"Error: invalid --database-url: {exc}", err=True)
-        ctx.exit(2)
+    check_database_url(ctx, database_url)
     try:
         report = asyncio.run(migrate_database(database_url, prefix))
     except (SQLAlchemyError, OSError) as exc:

@@ -21,16 +21,14 @@ import signal
 from collections.abc import Callable
 
 import click
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from authward.cli.options import database_url_option
+from authward.cli.options import check_database_url, database_url_option
 from authward.stores.errors import InvalidTablePrefixError
 from authward.stores.sql.engine import (
-    UnsupportedDatabaseError,
     create_engine,
     dialect_of,
-    normalise_url,
 )
 from authward.stores.sql.schema import Tables, build_metadata, validate_table_prefix
 from authward.stores.sql.sweep_runner import Sleep, SweepRunner
@@ -147,11 +145,7 @@ def sweep(
     except InvalidTablePrefixError as exc:
         click.echo(f"Error: {exc}", err=True)
         ctx.exit(2)
-    try:
-        normalise_url(database_url)
-    except (UnsupportedDatabaseError, ArgumentError) as exc:
-        click.echo(f"Error: invalid --database-url: {exc}", err=True)
-        ctx.exit(2)
+    check_database_url(ctx, database_url)
     try:
         if interval is None:
             asyncio.run(_once(database_url, table_prefix, batch_size, refresh_grace_seconds))

@@ -69,18 +69,11 @@ class SqlClientMetadataCache:
             "expires_at": to_seconds_column(expires_at),
             "inserted_at": to_seconds_column(self._ctx.now(now)),
         }
-        stmt: sa.Insert
-        if self._ctx.dialect == "postgresql":
-            pg = postgresql.insert(t).values(values)
-            stmt = pg.on_conflict_do_update(
-                index_elements=[t.c.url],
-                set_={"metadata": pg.excluded.metadata, "expires_at": pg.excluded.expires_at},
-            )
-        else:
-            lite = sqlite.insert(t).values(values)
-            stmt = lite.on_conflict_do_update(
-                index_elements=[t.c.url],
-                set_={"metadata": lite.excluded.metadata, "expires_at": lite.excluded.expires_at},
-            )
+        insert = postgresql.insert if self._ctx.dialect == "postgresql" else sqlite.insert
+        upsert = insert(t).values(values)
+        stmt = upsert.on_conflict_do_update(
+            index_elements=[t.c.url],
+            set_={"metadata": upsert.excluded.metadata, "expires_at": upsert.excluded.expires_at},
+        )
         async with self._ctx.engine.begin() as conn:
             await conn.execute(stmt)

@@ -64,15 +64,8 @@ class SqlConsentGrantStore:
             "inserted_at": stamp,
             "updated_at": stamp,
         }
-        stmt: sa.Insert
-        if self._ctx.dialect == "postgresql":
-            stmt = postgresql.insert(t).values(values).on_conflict_do_nothing(
-                index_elements=[t.c.token]
-            )
-        else:
-            stmt = sqlite.insert(t).values(values).on_conflict_do_nothing(
-                index_elements=[t.c.token]
-            )
+        insert = postgresql.insert if self._ctx.dialect == "postgresql" else sqlite.insert
+        stmt = insert(t).values(values).on_conflict_do_nothing(index_elements=[t.c.token])
         async with self._ctx.engine.begin() as conn:
             inserted = (await conn.execute(stmt.returning(t.c.token))).first()
         if inserted is None:

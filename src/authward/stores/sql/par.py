@@ -65,17 +65,8 @@ class SqlPushedAuthorizationRequestStore:
             "expires_at": to_seconds_column(at + lifetime),
             "inserted_at": to_seconds_column(at),
         }
-        stmt: sa.Insert
-        if self._ctx.dialect == "postgresql":
-            stmt = (
-                postgresql.insert(t)
-                .values(values)
-                .on_conflict_do_nothing(index_elements=[t.c.request_uri])
-            )
-        else:
-            stmt = (
-                sqlite.insert(t).values(values).on_conflict_do_nothing(index_elements=[t.c.request_uri])
-            )
+        insert = postgresql.insert if self._ctx.dialect == "postgresql" else sqlite.insert
+        stmt = insert(t).values(values).on_conflict_do_nothing(index_elements=[t.c.request_uri])
         async with self._ctx.engine.begin() as conn:
             inserted = (await conn.execute(stmt.returning(t.c.request_uri))).first()
         return Stored() if inserted is not None else Duplicate()
