@@ -1,0 +1,245 @@
+"""The default HTML pages: the login form, the consent screen and the error page.
+
+Spec: RFC 6749 §10.12 (CSRF), §10.13 (clickjacking: the pages refuse to be framed);
+RFC 9700 §4.11 (no open redirect after login); RFC 6265 §4.1.2 (HttpOnly, Secure, SameSite);
+OIDC Core 1.0 §3.1.2.4 (the end-user consents to the client and scopes); WCAG 2.1 (labels,
+``lang``, no script needed).
+
+Templates are Jinja2 with autoescaping on, shipped as package data in ``templates/``.
+
+Login (``GET``/``POST`` at ``SignedCookieLogin.login_path``): the form carries ``username``,
+``password``, the hidden ``return_to`` and a CSRF token that must equal the value of a
+short-lived cookie set with the form (double submit). Right credentials set the signed session
+cookie and redirect (303) to ``return_to`` when it lies under the issuer, else to the issuer
+root. Wrong credentials re-render the form with one generic message (unknown user and wrong
+password read the same) and status 200: a 401 would need a ``WWW-Authenticate`` challenge
+(RFC 9110 §15.5.2), which no HTML form login has.
+
+Consent: :meth:`Pages.render_consent` renders the authorization endpoint's ``ConsentPrompt`` as a
+form that POSTs to ``prompt.action`` (the authorization endpoint) with the prompt's hidden form
+fields, its ``consent_token`` and a ``decision`` button (``approve`` or ``deny``).
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Protocol
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from starlette.requests import Request as StarletteRequest
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from authward.asgi.translate import MAX_BODY_BYTES, read_request
+from authward.core.clients import Client
+from authward.core.defaults.login import SignedCookieLogin, cookie_values
+from authward.core.errors import OAuthError
+from authward.core.server import AuthorizationServer
+
+__all__ = [
+    "CSRF_COOKIE",
+    "SCOPE_DESCRIPTIONS",
+    "ConsentPromptView",
+    "LoginPage",
+    "Pages",
+    "PasswordVerifier",
+]
+
+TEMPLATES: Final = Path(__file__).parent / "templates"
+CSRF_COOKIE: Final = "authward_login_csrf"
+_CSRF_LIFETIME: Final = 3600
+#: Pages are never cached and never framed (RFC 6749 §10.13).
+PAGE_HEADERS: Final[Mapping[str, str]] = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "Referrer-Policy": "no-referrer",
+}
+#: Plain-language meaning of the standard scopes (others are shown as their token).
+SCOPE_DESCRIPTIONS: Final[Mapping[str, str]] = {
+    "openid": "Confirm who you are",
+    "profile": "Your basic profile (name, picture, locale)",
+    "email": "Your email address",
+    "address": "Your postal address",
+    "phone": "Your phone number",
+    "offline_access": "Keep access while you are not using it",
+}
+_BAD_CREDENTIALS: Final = "The username or password is not correct."
+_STALE_FORM: Final = "The form expired. Please sign in again."
+
+
+class PasswordVerifier(Protocol):
+    """Checks a username and password (``FileUserDirectory`` is one)."""
+
+    async def verify_password(self, username: str, password: str) -> str | None:
+        """The subject when the password is right, else ``None``; never raises."""
+        ...
+
+
+class ConsentPromptView(Protocol):
+    """What the consent page needs from the authorization endpoint's ``ConsentPrompt``."""
+
+    @property
+    def client(self) -> Client: ...
+
+    @property
+    def scopes(self) -> tuple[str, ...]: ...
+
+    @property
+    def subject(self) -> str: ...
+
+    @property
+    def consent_token(self) -> str: ...
+
+    @property
+    def form_fields(self) -> Iterable[tuple[str, str]] | Mapping[str, str]: ...
+
+    @property
+    def action(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LoginPage:
+    """The default login page's collaborators: who may sign in and the session cookie."""
+
+    users: PasswordVerifier
+    session: SignedCookieLogin
+
+
+class Pages:
+    """Renders authward's HTML pages for ``server``."""
+
+    def __init__(
+        self,
+        server: AuthorizationServer,
+        *,
+        login: LoginPage | None = None,
+        max_body_bytes: int = MAX_BODY_BYTES,
+    ) -> None:
+        self._server = server
+        self._login = login
+        self._max_body_bytes = max_body_bytes
+        self._env = Environment(
+            loader=FileSystemLoader(TEMPLATES),
+            autoescape=True,
+            undefined=StrictUndefined,
+            auto_reload=False,
+        )
+
+    def routes(self) -> list[Route]:
+        """The login page route (none without a ``LoginPage``)."""
+        if self._login is None:
+            return []
+        return [Route(self._login.session.login_path, self._login_page, methods=["GET", "POST"])]
+
+    # --- rendering ------------------------------------------------------------------------
+
+    def render(self, template: str, *, status: int = 200, **context: object) -> HTMLResponse:
+        """``template`` rendered with ``context``, with the no-store, no-frame headers."""
+        html = self._env.get_template(template).render(issuer=self._server.issuer, **context)
+        return HTMLResponse(html, status_code=status, headers=dict(PAGE_HEADERS))
+
+    def render_error(self, title: str, message: str, *, status: int = 400) -> HTMLResponse:
+        """An error page for the end-user (never the OAuth details of a client error)."""
+        return self.render("error.html", status=status, title=title, message=message)
+
+    def render_consent(self, prompt: ConsentPromptView) -> HTMLResponse:
+        """The consent page for ``prompt``: posts to ``prompt.action`` (the authorization
+        endpoint) with its form fields, its ``consent_token`` and the ``decision`` button."""
+        fields = prompt.form_fields
+        pairs = list(fields.items()) if isinstance(fields, Mapping) else list(fields)
+        pairs = [(k, v) for k, v in pairs if k not in ("consent_token", "decision")]
+        client = prompt.client
+        return self.render(
+            "consent.html",
+            title="Allow access?",
+            client_name=client.client_name or client.client_id,
+            client_id=client.client_id,
+            scopes=[(s, SCOPE_DESCRIPTIONS.get(s, s)) for s in prompt.scopes],
+            action=prompt.action,
+            form_fields=pairs,
+            consent_token=prompt.consent_token,
+        )
+
+    # --- login ----------------------------------------------------------------------------
+
+    async def _login_page(self, request: StarletteRequest) -> Response:
+        assert self._login is not None
+        if request.method == "POST":
+            return await self._login_submit(request, self._login)
+        return_to = request.query_params.get("return_to", "")
+        return self._login_form(self._login, return_to=return_to)
+
+    def _login_form(
+        self,
+        login: LoginPage,
+        *,
+        return_to: str,
+        username: str = "",
+        message: str | None = None,
+        status: int = 200,
+    ) -> HTMLResponse:
+        token = secrets.token_urlsafe(32)
+        response = self.render(
+            "login.html",
+            status=status,
+            title="Sign in",
+            action=self._server.url(login.session.login_path),
+            return_to=login.session.safe_return_to(return_to) if return_to else "",
+            username=username,
+            message=message,
+            csrf_token=token,
+        )
+        response.set_cookie(
+            CSRF_COOKIE,
+            token,
+            max_age=_CSRF_LIFETIME,
+            path=login.session.cookie_path,
+            secure=login.session.secure,
+            httponly=True,
+            samesite="strict",
+        )
+        return response
+
+    async def _login_submit(self, request: StarletteRequest, login: LoginPage) -> Response:
+        try:
+            core = await read_request(request, max_body_bytes=self._max_body_bytes)
+        except OAuthError as error:
+            return self.render_error("Bad request", "The form could not be read.",
+                                     status=error.status)
+        form = core.form
+        return_to = form.get("return_to") or ""
+        username = form.get("username") or ""
+        password = form.get("password") or ""
+        presented = form.get("csrf_token") or ""
+        expected = cookie_values(core, CSRF_COOKIE)
+        if not presented or not any(
+            hmac.compare_digest(presented.encode(), value.encode()) for value in expected
+        ):
+            return self._login_form(login, return_to=return_to, username=username,
+                                    message=_STALE_FORM, status=400)
+        subject = await login.users.verify_password(username, password)
+        if subject is None:
+            return self._login_form(login, return_to=return_to, username=username,
+                                    message=_BAD_CREDENTIALS)
+        session = login.session
+        response = RedirectResponse(session.safe_return_to(return_to), status_code=303)
+        response.headers["Cache-Control"] = "no-store"
+        response.set_cookie(
+            session.cookie_name,
+            session.issue(subject),
+            max_age=session.lifetime,
+            path=session.cookie_path,
+            secure=session.secure,
+            httponly=True,
+            samesite="lax",
+        )
+        response.delete_cookie(CSRF_COOKIE, path=session.cookie_path, secure=session.secure,
+                               httponly=True, samesite="strict")
+        return response
