@@ -6,6 +6,8 @@ Real SQL stores on the ``db`` fixture (SQLite and PostgreSQL); codes are issued 
 
 from __future__ import annotations
 
+import asyncio
+
 from authward.core.grants.refresh_token import rotation_for
 from authward.core.id_token import token_hash
 from authward.core.refresh_rotation import Issued
@@ -282,3 +284,16 @@ async def test_audience_is_resource_then_configured_audience_then_client(db: Db)
     wider = await new_code(kit, resource=both[:1])
     response = await call(kit, code_form(wider, extra=[("resource", "https://c.example/")]))
     assert error_of(response) == (400, "invalid_target")
+
+
+async def test_concurrent_redemptions_of_one_code_issue_exactly_one_token_set(db: Db) -> None:
+    """CODE-10 through the endpoint: one winner; every loser gets invalid_grant."""
+    kit = build(db)
+    code = await new_code(kit)
+
+    responses = await asyncio.gather(*(call(kit, code_form(code)) for _ in range(10)))
+
+    assert sorted(r.status for r in responses) == [200] + [400] * 9
+    assert {error_of(r) for r in responses if r.status != 200} == {(400, "invalid_grant")}
+    assert len(await db.rows(db.tables.refresh_tokens)) == 1
+    assert (await code_row(kit, code)).consumed_success is True
