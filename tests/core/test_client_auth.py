@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -372,6 +373,26 @@ async def test_valid_assertion_authenticates(jwt_auth: ClientAuthenticator, db: 
     result = await jwt_auth.authenticate(token_request(assertion_form(assertion())))
     assert (result.client.client_id, result.method) == ("jwt-client", "private_key_jwt")
     assert len(await db.rows(db.tables.dpop_replays)) == 1
+
+
+async def test_assertion_naming_the_clients_own_kid_authenticates(
+    registry: HashedRegistry, jwt_auth: ClientAuthenticator
+) -> None:
+    """RFC 7517 §4.5: a client names its keys as it likes; its ``kid`` selects the key."""
+    registry.add(jwt_client("named-kid-client", jwks=({**KEY.public_jwk(), "kid": "key-1"},)))
+    named = replace(KEY, kid="key-1")  # the same private key, signing with header kid "key-1"
+    token = sign_jwt(named, claims(iss="named-kid-client", sub="named-kid-client"))
+    result = await jwt_auth.authenticate(token_request(assertion_form(token)))
+    assert result.client.client_id == "named-kid-client"
+
+
+async def test_assertion_naming_another_keys_kid_is_refused(
+    registry: HashedRegistry, jwt_auth: ClientAuthenticator
+) -> None:
+    registry.add(jwt_client("named-kid-client", jwks=({**KEY.public_jwk(), "kid": "key-1"},)))
+    wrong = replace(KEY, kid="key-2")
+    token = sign_jwt(wrong, claims(iss="named-kid-client", sub="named-kid-client"))
+    await refused(jwt_auth, token_request(assertion_form(token)))
 
 
 @pytest.mark.parametrize(

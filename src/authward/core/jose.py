@@ -17,7 +17,7 @@ import math
 import warnings
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Final, Literal, TypedDict, cast, get_args
 
@@ -155,12 +155,19 @@ class JsonWebKey:
 
     ``kid`` is always the RFC 7638 SHA-256 thumbprint of the public part; ``alg`` is the one
     algorithm the key may be used with, or None for a foreign key that did not name one.
+    ``declared_kid`` is the ``kid`` a foreign JWK carried (a client names its keys as it likes);
+    key-set verification matches a JWS ``kid`` header against either identifier.
     """
 
     _key: jwk.ECKey | jwk.OKPKey | jwk.RSAKey
     kty: KeyType
     kid: str
     alg: JwsAlgorithm | None
+    declared_kid: str | None = None
+
+    def answers_to(self, kid: str) -> bool:
+        """True when a JWS ``kid`` header names this key (thumbprint or declared kid)."""
+        return kid in (self.kid, self.declared_kid)
 
     @property
     def is_private(self) -> bool:
@@ -272,7 +279,11 @@ def import_public_jwk(data: Mapping[str, object]) -> JsonWebKey:
     if alg is not None and alg not in ASYMMETRIC_ALGORITHMS:
         raise JoseError("invalid_key", "JWK alg is not an allowed asymmetric algorithm")
     key = _import(data, private=False)
-    return _wrap(key, cast(JwsAlgorithm | None, alg))
+    wrapped = _wrap(key, cast(JwsAlgorithm | None, alg))
+    declared = data.get("kid")
+    if isinstance(declared, str) and declared and declared != wrapped.kid:
+        return replace(wrapped, declared_kid=declared)
+    return wrapped
 
 
 def jwk_thumbprint(data: Mapping[str, object]) -> str:
@@ -328,7 +339,8 @@ def verify_jwt(
 
     ``algorithms`` is the explicit allow-list; it must be non-empty and asymmetric (ValueError).
     The header ``alg`` must be in it, so ``none`` and HMAC tokens are always refused. With a
-    ``kid`` header only the key with that ``kid`` (its RFC 7638 thumbprint) is tried; without
+    ``kid`` header only the key with that ``kid`` (its RFC 7638 thumbprint, or the ``kid`` a
+    foreign JWK declared) is tried; without
     one, every key that fits the algorithm. The payload must be a JSON object. Claims are NOT
     validated: see :func:`validate_claims`. Failures raise JoseError.
     """
@@ -371,7 +383,7 @@ def _verify(
     candidates = [
         key
         for key in keys
-        if (not match_kid or kid is None or key.kid == kid) and _fits(key, alg)
+        if (not match_kid or kid is None or key.answers_to(kid)) and _fits(key, alg)
     ]
     if not candidates:
         wanted = f"kid {kid!r} and " if match_kid else ""
