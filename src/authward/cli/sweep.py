@@ -32,7 +32,11 @@ from authward.stores.sql.engine import (
 )
 from authward.stores.sql.schema import Tables, build_metadata, validate_table_prefix
 from authward.stores.sql.sweep_runner import Sleep, SweepRunner
-from authward.stores.sql.sweeper import DEFAULT_BATCH_SIZE, SweepReport
+from authward.stores.sql.sweeper import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_REFRESH_GRACE_SECONDS,
+    SweepReport,
+)
 from authward.stores.sql.sweeper import sweep as sweep_tables
 
 
@@ -53,7 +57,7 @@ async def sweep_once(
     tables: Tables,
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
-    refresh_grace_seconds: int = 0,
+    refresh_grace_seconds: int = DEFAULT_REFRESH_GRACE_SECONDS,
     echo: Callable[[str], None] = click.echo,
 ) -> SweepReport:
     """Sweep once with the system clock and print the report; errors propagate."""
@@ -72,7 +76,7 @@ async def sweep_periodically(
     interval_seconds: int,
     stop: asyncio.Event,
     batch_size: int = DEFAULT_BATCH_SIZE,
-    refresh_grace_seconds: int = 0,
+    refresh_grace_seconds: int = DEFAULT_REFRESH_GRACE_SECONDS,
     echo: Callable[[str], None] = click.echo,
     sleep: Sleep = asyncio.sleep,
 ) -> SweepRunner:
@@ -116,9 +120,10 @@ async def sweep_periodically(
 @click.option(
     "--refresh-grace-seconds",
     type=click.IntRange(min=0),
-    default=0,
+    default=DEFAULT_REFRESH_GRACE_SECONDS,
     show_default=True,
-    help="Refresh retry grace window: successors of tokens consumed longer ago are redacted.",
+    help="Refresh retry grace window (the server's refresh_token_rotation_grace_seconds): "
+    "successors of tokens consumed longer ago are redacted.",
 )
 @click.option(
     "--interval",

@@ -246,8 +246,21 @@ async def test_zero_grace_redacts_every_consumed_successor_before_now(db: Db) ->
             db.engine, db.tables, refresh, T0 + 3600,
             consumed=True, consumed_at=to_seconds_column(at), successor={"v": 1},
         )
-    report = await sweep(db.engine, db.tables, now=T0, batch_size=1)
+    report = await sweep(db.engine, db.tables, now=T0, batch_size=1, refresh_grace_seconds=0)
     assert report.successors_redacted == 2
+
+
+async def test_default_grace_matches_the_servers_60_second_retry_window(db: Db) -> None:
+    """Spec §8: a sweep without an explicit grace keeps successors for the server default, 60 s,
+    so a cron sweep cannot turn an honest retry into a family revocation."""
+    refresh = db.tables.refresh_tokens
+    for at in (T0 - 61, T0 - 30):
+        await insert(
+            db.engine, db.tables, refresh, T0 + 3600,
+            consumed=True, consumed_at=to_seconds_column(at), successor={"v": 1},
+        )
+    report = await sweep(db.engine, db.tables, now=T0)
+    assert report.successors_redacted == 1
 
 
 async def test_revoked_family_rows_are_deleted_only_at_their_own_expiry(db: Db) -> None:

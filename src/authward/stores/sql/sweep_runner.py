@@ -24,6 +24,7 @@ from authward.stores.clock import Clock
 from authward.stores.sql.schema import Tables
 from authward.stores.sql.sweeper import (
     DEFAULT_BATCH_SIZE,
+    DEFAULT_REFRESH_GRACE_SECONDS,
     SweepReport,
     check_positive_int,
     check_sweep_target,
@@ -56,7 +57,7 @@ class SweepRunner:
         clock: Clock | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         max_batches: int | None = None,
-        refresh_grace_seconds: int = 0,
+        refresh_grace_seconds: int = DEFAULT_REFRESH_GRACE_SECONDS,
         sleep: Sleep = asyncio.sleep,
         on_report: Callable[[SweepReport], None] | None = None,
         on_error: Callable[[Exception], None] | None = None,

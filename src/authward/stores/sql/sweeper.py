@@ -47,6 +47,9 @@ from authward.stores.sql.schema import Tables
 DEFAULT_BATCH_SIZE: Final = 5000
 
 
+#: The server's default refresh retry grace window (spec §8); successors stay sealed this long.
+DEFAULT_REFRESH_GRACE_SECONDS: Final = 60
+
 @dataclass(frozen=True, slots=True)
 class SweepReport:
     """What one sweep did.
@@ -98,7 +101,7 @@ async def sweep(
     clock: Clock | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     max_batches: int | None = None,
-    refresh_grace_seconds: int = 0,
+    refresh_grace_seconds: int = DEFAULT_REFRESH_GRACE_SECONDS,
 ) -> SweepReport:
     """Delete every expired row of the nine ``tables`` and redact stale refresh successors.
 
