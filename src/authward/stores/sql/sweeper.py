@@ -45,10 +45,9 @@ from authward.stores.sql.convert import to_micros_column
 from authward.stores.sql.schema import Tables
 
 DEFAULT_BATCH_SIZE: Final = 5000
-
-
 #: The server's default refresh retry grace window (spec §8); successors stay sealed this long.
 DEFAULT_REFRESH_GRACE_SECONDS: Final = 60
+
 
 @dataclass(frozen=True, slots=True)
 class SweepReport:
