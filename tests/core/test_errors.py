@@ -233,3 +233,9 @@ def test_errors_are_exceptions_that_can_be_raised_and_caught_by_base() -> None:
     with pytest.raises(OAuthError) as caught:
         raise InvalidGrantError("nope")
     assert caught.value.error == "invalid_grant"
+
+
+def test_invalid_token_without_challenges_still_sends_a_bearer_challenge() -> None:
+    """RFC 9110 §11.6.1: every 401 carries WWW-Authenticate."""
+    headers = dict(InvalidTokenError("expired").headers())
+    assert headers["WWW-Authenticate"].startswith('Bearer error="invalid_token"')

@@ -320,10 +320,29 @@ class TemporarilyUnavailableError(OAuthError):
 
 
 class InvalidTokenError(OAuthError):
-    """The access token is expired, revoked, malformed or otherwise invalid (401)."""
+    """The access token is expired, revoked, malformed or otherwise invalid (401).
+
+    A 401 must carry a challenge (RFC 9110 §11.6.1): without explicit ``challenges`` a bare
+    ``Bearer`` challenge is used.
+    """
 
     error = "invalid_token"
     status = 401
+
+    def __init__(
+        self,
+        description: str | None = None,
+        *,
+        detail: str | None = None,
+        error_uri: str | None = None,
+        challenges: tuple[Challenge, ...] = (),
+    ) -> None:
+        super().__init__(
+            description,
+            detail=detail,
+            error_uri=error_uri,
+            challenges=challenges or (BearerChallenge(),),
+        )
 
 
 class InsufficientScopeError(OAuthError):
