@@ -6,7 +6,8 @@ ratio of 1.0 means "as cheap as the cheapest round trip the engine can make" and
 cancels out. The refresh rotation is also compared head to head with the three-commit sequence
 of attesto_phoenix 0.19 (consume, insert child, remember successor) that spec §3.2.8 replaces.
 
-Each run uses a fresh SQLite file or a private PostgreSQL schema; nothing is left behind.
+Each run uses a fresh SQLite file, or tables under a random prefix in the PostgreSQL database
+that are dropped afterwards; nothing is left behind.
 Results are printed and written as JSON to ``bench/results/stores-<engine>.json``.
 """
 

@@ -182,10 +182,12 @@ class RefreshTokenStore(Protocol):
     async def remember_successor(
         self, parent_hash: str, successor: Successor, *, now: float | None = None
     ) -> RememberOutcome:
-        """Seal ``successor`` onto a consumed, unrevoked parent in one guarded statement.
+        """Seal ``successor`` onto a consumed, unrevoked parent with one guarded UPDATE.
 
-        ``RememberFailed`` without a successor key (nothing written: fail closed) or when the
-        parent is unknown, unconsumed or revoked.
+        The parent's (immutable) family and generation are read first in the same transaction,
+        because the envelope's associated data binds them. ``RememberFailed`` without a successor
+        key (nothing written: fail closed) or when the parent is unknown, unconsumed or revoked;
+        a successor whose generation is not the parent's + 1 raises ``StoreContractError``.
         """
         ...
 
