@@ -8,33 +8,72 @@ ASGI lifespan protocol (resources closed on shutdown).
 ``Mount("/auth", app=create_app(server))`` sets its issuer to ``https://host/auth`` and every
 advertised URL follows. Routing errors are JSON (405 keeps ``Allow``); unexpected exceptions
 become ``server_error`` in ``authward.asgi.translate`` and nowhere else.
+
+The authorization endpoint is a browser (front-channel) route: a ``ConsentPrompt`` it returns is
+rendered as the consent page, and an error it answers directly (the client or redirect URI
+cannot be trusted, so no redirect is possible) becomes the HTML error page, with the same
+status and OAuth error code, when the request accepts ``text/html``; JSON otherwise. Every
+other endpoint answers JSON only. Optional endpoints are served only while their
+``settings.features`` switch is on, exactly as discovery lists them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, TypeAlias, runtime_checkable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.requests import Request as StarletteRequest
+from starlette.responses import Response as StarletteResponse
 from starlette.routing import BaseRoute, Route
 
 from authward.asgi.pages import LoginPage, Pages
 from authward.asgi.translate import (
     MAX_BODY_BYTES,
+    Endpoint,
     Handler,
     ServerErrorGuard,
     endpoint,
     http_exception_response,
+    read_request,
+    to_starlette,
 )
-from authward.core.endpoints import discovery, jwks
+from authward.core.endpoints import (
+    authorize,
+    discovery,
+    introspection,
+    jwks,
+    par,
+    revocation,
+    token,
+    userinfo,
+)
+from authward.core.endpoints.authorize import ConsentPrompt
+from authward.core.errors import OAuthError
+from authward.core.http import Request, Response, error_response
 from authward.core.server import AuthorizationServer
 
-__all__ = ["EndpointRoute", "create_app", "endpoint_routes"]
+__all__ = [
+    "App",
+    "BrowserHandler",
+    "EndpointRoute",
+    "create_app",
+    "endpoint_routes",
+    "wants_html",
+]
+
+#: The application type ``create_app`` returns (for callers outside the ``asgi`` layer).
+App: TypeAlias = Starlette
+
+#: A front-channel handler: answers with a response or asks the end-user for consent.
+BrowserHandler = Callable[[AuthorizationServer, Request], Awaitable[Response | ConsentPrompt]]
+
+_ERROR_TITLE: Final = "The authorization request was refused"
 
 _LOG = logging.getLogger("authward.asgi")
 
@@ -42,26 +81,41 @@ _LOG = logging.getLogger("authward.asgi")
 @dataclass(frozen=True, slots=True)
 class EndpointRoute:
     """One core endpoint: its ``path`` (relative to the mount point), the HTTP ``methods`` it
-    answers (``GET`` implies ``HEAD``) and the core ``handler`` that answers them."""
+    answers (``GET`` implies ``HEAD``) and the core ``handler`` that answers them.
+
+    ``browser`` marks a front-channel endpoint whose handler may return a ``ConsentPrompt``
+    (rendered as the consent page) and whose direct errors are HTML for browsers.
+    """
 
     path: str
     methods: tuple[str, ...]
-    handler: Handler
+    handler: Handler | BrowserHandler
+    browser: bool = False
 
 
 def endpoint_routes(server: AuthorizationServer) -> list[EndpointRoute]:
     """Every core endpoint the app serves, in routing order.
 
-    This is the one list to extend when an endpoint module lands: add
-    ``EndpointRoute(server.paths.token, ("POST",), token.handle)`` (and the feature switch
-    that guards it, e.g. ``server.settings.features.revocation``) here.
+    This is the one list to extend when an endpoint module lands. Optional endpoints follow
+    their ``server.settings.features`` switch (the same switches decide what discovery lists).
     """
-    paths = server.paths
-    return [
+    paths, features = server.paths, server.settings.features
+    routes = [
         EndpointRoute(paths.openid_configuration, ("GET",), discovery.handle),
         EndpointRoute(paths.authorization_server_metadata, ("GET",), discovery.handle),
         EndpointRoute(paths.jwks, ("GET",), jwks.handle),
+        EndpointRoute(paths.authorization, ("GET", "POST"), authorize.handle, browser=True),
+        EndpointRoute(paths.token, ("POST",), token.handle),
     ]
+    if features.pushed_authorization_requests:
+        routes.append(EndpointRoute(paths.pushed_authorization_request, ("POST",), par.handle))
+    if features.revocation:
+        routes.append(EndpointRoute(paths.revocation, ("POST",), revocation.handle))
+    if features.introspection:
+        routes.append(EndpointRoute(paths.introspection, ("POST",), introspection.handle))
+    if features.userinfo:
+        routes.append(EndpointRoute(paths.userinfo, ("GET", "POST"), userinfo.handle))
+    return routes
 
 
 @runtime_checkable
@@ -87,6 +141,7 @@ def create_app(
     login_page: LoginPage | None = None,
     lifespan_resources: Sequence[Resource] = (),
     endpoints: Sequence[EndpointRoute] | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
     max_body_bytes: int = MAX_BODY_BYTES,
 ) -> Starlette:
     """The Starlette app serving ``server``.
@@ -98,19 +153,21 @@ def create_app(
       logged and the others are still closed.
     * ``endpoints``: the core endpoints to serve, :func:`endpoint_routes` by default. Passing
       a list is the seam for hosts and tests that add or replace a handler.
+    * ``extra_routes``: further Starlette routes served after the endpoints and the login page
+      (``authward serve`` adds its demo callback page here).
     * ``max_body_bytes``: larger request bodies are refused with 413 ``invalid_request``.
     """
     listed = endpoint_routes(server) if endpoints is None else list(endpoints)
-    routes: list[BaseRoute] = [
-        Route(
-            item.path,
-            endpoint(server, item.handler, max_body_bytes=max_body_bytes),
-            methods=list(item.methods),
-        )
-        for item in listed
-    ]
-    if login_page is not None:
-        routes.extend(Pages(server, login=login_page, max_body_bytes=max_body_bytes).routes())
+    pages = Pages(server, login=login_page, max_body_bytes=max_body_bytes)
+    routes: list[BaseRoute] = []
+    for item in listed:
+        if item.browser:
+            run = browser_endpoint(server, item.handler, pages, max_body_bytes=max_body_bytes)
+        else:
+            run = endpoint(server, item.handler, max_body_bytes=max_body_bytes)  # type: ignore[arg-type]
+        routes.append(Route(item.path, run, methods=list(item.methods)))
+    routes.extend(pages.routes())
+    routes.extend(extra_routes)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -137,3 +194,66 @@ async def close_resources(resources: Sequence[Resource]) -> None:
                 await resource.dispose()
         except Exception as exc:  # one broken resource must not leak the others
             _LOG.error("closing %s failed: %s", type(resource).__name__, type(exc).__name__)
+
+
+def browser_endpoint(
+    server: AuthorizationServer,
+    handler: Handler | BrowserHandler,
+    pages: Pages,
+    *,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> Endpoint:
+    """A Starlette endpoint for a front-channel ``handler`` (the authorization endpoint).
+
+    A ``ConsentPrompt`` is rendered with ``pages.render_consent``. A direct error (a JSON
+    error body, no redirect) is the HTML error page when :func:`wants_html` says the request
+    accepts HTML, keeping the status and showing the OAuth error code; JSON otherwise.
+    Redirects and other responses pass through unchanged.
+    """
+
+    async def run(request: StarletteRequest) -> StarletteResponse:
+        try:
+            core_request = await read_request(request, max_body_bytes=max_body_bytes)
+            result = await handler(server, core_request)
+        except OAuthError as error:
+            result = error_response(error)
+        if isinstance(result, ConsentPrompt):
+            return pages.render_consent(result)
+        body = result.json
+        if (
+            result.status >= 400
+            and body is not None
+            and isinstance(body.get("error"), str)
+            and wants_html(request.headers.get("accept"))
+        ):
+            code = str(body["error"])
+            description = body.get("error_description")
+            message = str(description) if isinstance(description, str) else "Bad request."
+            return pages.render_error(
+                _ERROR_TITLE, f"{message} (error: {code})", status=result.status
+            )
+        return to_starlette(result)
+
+    return run
+
+
+def wants_html(accept: str | None) -> bool:
+    """True when the ``Accept`` header lists ``text/html`` (or ``text/*``) with a non-zero
+    quality (RFC 9110 §12.5.1); ``*/*`` alone, or no header, means JSON."""
+    if not accept:
+        return False
+    for item in accept.split(","):
+        media, *params = (part.strip() for part in item.split(";"))
+        if media.lower() not in ("text/html", "text/*"):
+            continue
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value.strip())
+                except ValueError:
+                    quality = 0.0
+        if quality > 0:
+            return True
+    return False
