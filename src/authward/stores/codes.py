@@ -80,6 +80,17 @@ class Missing:
     code that is already claimed."""
 
 
+@dataclass(frozen=True, slots=True)
+class AccessTokenRevoked:
+    """``revoke_access_token`` marked the recorded, unexpired access token revoked."""
+
+
+@dataclass(frozen=True, slots=True)
+class NoAccessTokenRecord:
+    """``revoke_access_token`` found no code row recording this unexpired ``jti``."""
+
+
+AccessTokenRevokeOutcome = AccessTokenRevoked | NoAccessTokenRecord
 TakeOutcome = Taken | Consumed | Missing
 GetOutcome = Found | Missing
 
@@ -127,6 +138,19 @@ class AuthorizationCodeStore(Protocol):
         self, family_id: str, *, now: float | None = None
     ) -> None:
         """Mark the recorded access token of ``family_id`` revoked at ``now``; one statement."""
+        ...
+
+    async def revoke_access_token(
+        self, jti: str, *, now: float | None = None
+    ) -> AccessTokenRevokeOutcome:
+        """Mark the recorded access token ``jti`` revoked at ``now``, in one statement
+        (``UPDATE ... WHERE access_token_jti = ? AND access_token_expires_at > now``).
+
+        ``AccessTokenRevoked`` when a code row records this ``jti`` and the token has not
+        expired (idempotent: an already revoked token is revoked again with the new time);
+        ``NoAccessTokenRecord`` otherwise: an expired token, or one minted by
+        ``client_credentials`` or a refresh rotation, which have no row (nine tables, no tenth).
+        """
         ...
 
     async def access_token_revoked(self, jti: str, *, now: float | None = None) -> bool:

@@ -163,8 +163,27 @@ async def test_get_is_invalid_request(db: Db) -> None:
     assert error_of(response) == "invalid_request"
 
 
-async def test_own_live_access_token_is_unsupported_token_type(db: Db) -> None:
-    """RFC 7009 §2.2.1: access tokens cannot be revoked one by one (no per-jti lookup)."""
+async def test_own_code_access_token_is_revoked_and_refused_afterwards(db: Db) -> None:
+    """RFC 7009 §2.1, spec §3.1: the jti recorded on the code row is marked revoked."""
+    kit = build(db)
+    family = await code_family(kit)
+    codes = kit.server.stores.authorization_codes
+
+    response = await handle(
+        kit.server,
+        form_post(REVOKE_URL, [("token", family.access.token),
+                               ("token_type_hint", "access_token")]),
+    )
+
+    _no_store_empty(response)
+    assert await codes.access_token_revoked(family.access.jti)
+    assert isinstance(
+        await kit.server.stores.refresh_tokens.get(digest(family.refresh)), Found
+    )
+
+
+async def test_own_access_token_without_a_row_is_unsupported_token_type(db: Db) -> None:
+    """RFC 7009 §2.2.1: client_credentials / rotation tokens have no row to revoke."""
     kit = build(db)
     access = mint(kit)
     for hint in ((), (("token_type_hint", "access_token"),)):

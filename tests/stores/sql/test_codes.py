@@ -11,7 +11,16 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from authward.stores.codes import CodeEntry, Consumed, ConsumedMeta, Found, Missing, Taken
+from authward.stores.codes import (
+    AccessTokenRevoked,
+    CodeEntry,
+    Consumed,
+    ConsumedMeta,
+    Found,
+    Missing,
+    NoAccessTokenRecord,
+    Taken,
+)
 from authward.stores.digest import b64url, digest
 from authward.stores.errors import DuplicateKeyError, StoreContractError, ValueTooLongError
 from authward.stores.sql.codes import SqlAuthorizationCodeStore
@@ -185,6 +194,22 @@ async def test_revoked_access_token_reports_revoked_until_it_expires_code_11_12(
     assert await s.access_token_revoked("jti-1", now=T0 + 899.5) is True
     assert await s.access_token_revoked("jti-1", now=T0 + 900) is False  # CODE-12
     assert await s.access_token_revoked("jti-other") is False
+
+
+async def test_access_token_is_revoked_by_its_jti_until_it_expires(db: Db) -> None:
+    """RFC 7009 §2.1: one access token revoked through the jti its code row records."""
+    s, e = store(db), entry()
+    await s.put(e)
+    assert e.family_id is not None
+    await s.record_access_token(e.family_id, "jti-1", int(T0) + 900)
+    assert isinstance(await s.revoke_access_token("jti-other"), NoAccessTokenRecord)
+    assert await s.access_token_revoked("jti-1") is False
+    assert isinstance(await s.revoke_access_token("jti-1"), AccessTokenRevoked)
+    assert await s.access_token_revoked("jti-1") is True
+    assert isinstance(await s.revoke_access_token("jti-1"), AccessTokenRevoked)
+    assert isinstance(
+        await s.revoke_access_token("jti-1", now=T0 + 900), NoAccessTokenRecord
+    )
 
 
 async def test_revoking_a_family_without_a_recorded_token_revokes_nothing(db: Db) -> None:

@@ -16,20 +16,19 @@ then fail) together with the access token recorded for that family on its author
 (``authorization_codes.revoke_family_access_tokens``; a family that did not start at a code has
 no such row and the call changes nothing).
 
-Access tokens (self-contained JWTs, verified locally: signature, ``typ``, ``iss``, expiry) are
-what the nine-table design cannot revoke one by one. The only per-token state is the code row's
-``access_token_jti`` (spec §3.1), and the code store contract reaches it only through the
-family id (``revoke_family_access_tokens``), which an access token does not carry; there is no
-lookup by ``jti`` and no tenth table, and access tokens minted by ``client_credentials`` or by a
-refresh rotation have no row at all. So for an access token:
+Access tokens (self-contained JWTs, verified locally: signature, ``typ``, ``iss``, expiry):
+the only per-token state of the nine-table design is the code row's ``access_token_jti``
+(spec §3.1), so only an access token minted from an authorization code can be revoked one by
+one (``authorization_codes.revoke_access_token``; resource servers then refuse it through
+``access_token_revoked``). Access tokens minted by ``client_credentials`` or by a refresh
+rotation have no row (no tenth table). So for an access token:
 
-* invalid, expired, of another issuer, already revoked (through its family), or issued to
-  another client: 200, nothing happens (RFC 7009 §2.2: invalid tokens cause no error; no
-  oracle for other clients' tokens);
-* valid and issued to the caller: ``unsupported_token_type`` (400), the RFC 7009 §2.2.1 answer
-  for "the server does not support the revocation of the presented token type". The client
-  learns truthfully that the token stays valid until ``exp`` (``access_token_ttl``, default
-  900 s); revoking the refresh token revokes the code-issued access token of its family.
+* invalid, expired, of another issuer, or issued to another client: 200, nothing happens
+  (RFC 7009 §2.2: invalid tokens cause no error; no oracle for other clients' tokens);
+* issued to the caller from a code: revoked, 200;
+* issued to the caller without a row: ``unsupported_token_type`` (400), the RFC 7009 §2.2.1
+  answer when the server cannot revoke the presented token: it stays valid until ``exp``
+  (``access_token_ttl``, default 900 s); revoking its refresh token stops further ones.
 
 Every answer carries ``Cache-Control: no-store``; success is 200 with an empty body.
 """
@@ -50,6 +49,7 @@ from authward.core.errors import (
 from authward.core.http import Headers, Request, Response, error_response
 from authward.core.policy import Event
 from authward.core.server import AuthorizationServer
+from authward.stores.codes import NoAccessTokenRecord
 
 __all__ = ["handle"]
 
@@ -85,11 +85,8 @@ async def _revoke(server: AuthorizationServer, request: Request) -> None:
         if kind == "refresh_token":
             if await _revoke_refresh_token(server, token, caller.client_id):
                 return
-        elif await _live_owned_access_token(server, token, caller.client_id):
-            raise UnsupportedTokenTypeError(
-                "access tokens cannot be revoked individually; revoke the refresh token",
-                detail="no per-jti revocation in the code store contract",
-            )
+        elif await _revoke_access_token(server, token, caller.client_id):
+            return
 
 
 async def _revoke_refresh_token(server: AuthorizationServer, token: str, client_id: str) -> bool:
@@ -107,14 +104,31 @@ async def _revoke_refresh_token(server: AuthorizationServer, token: str, client_
     return True
 
 
-async def _live_owned_access_token(
-    server: AuthorizationServer, token: str, client_id: str
-) -> bool:
-    """True when ``token`` is a valid, unrevoked access token issued to ``client_id``."""
+async def _revoke_access_token(server: AuthorizationServer, token: str, client_id: str) -> bool:
+    """True when ``token`` is a valid access token (revoked now if ``client_id`` owns it).
+
+    Raises ``UnsupportedTokenTypeError`` for the caller's own token when no row records it.
+    """
     issued = read_access_token(server, token)
-    if issued is None or issued.client_id != client_id:
+    if issued is None:
         return False
-    return not await server.stores.authorization_codes.access_token_revoked(issued.jti)
+    if issued.client_id != client_id:
+        return True
+    codes = server.stores.authorization_codes
+    outcome = await codes.revoke_access_token(issued.jti)
+    if isinstance(outcome, NoAccessTokenRecord):
+        raise UnsupportedTokenTypeError(
+            "this access token cannot be revoked; it expires at its exp",
+            detail="no code row records this jti (client_credentials or refresh rotation)",
+        )
+    await server.policy.events.emit(
+        Event(
+            name="token.revoked",
+            at=server.clock.now(),
+            data={"client_id": client_id, "jti": issued.jti, "token_type": "access_token"},
+        )
+    )
+    return True
 
 
 async def _emit(server: AuthorizationServer, name: str, client_id: str, family_id: str) -> None:

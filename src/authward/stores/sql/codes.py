@@ -16,12 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from authward.stores.clock import Clock
 from authward.stores.codes import (
     S256,
+    AccessTokenRevoked,
+    AccessTokenRevokeOutcome,
     CodeEntry,
     Consumed,
     ConsumedMeta,
     Found,
     GetOutcome,
     Missing,
+    NoAccessTokenRecord,
     Taken,
     TakeOutcome,
 )
@@ -145,6 +148,23 @@ class SqlAuthorizationCodeStore:
         )
         async with self._ctx.engine.begin() as conn:
             await conn.execute(stmt)
+
+    async def revoke_access_token(
+        self, jti: str, *, now: float | None = None
+    ) -> AccessTokenRevokeOutcome:
+        """See ``AuthorizationCodeStore.revoke_access_token``."""
+        at = self._ctx.now(now)
+        stmt = (
+            sa.update(self._t)
+            .where(
+                self._t.c.access_token_jti == jti,
+                self._t.c.access_token_expires_at > to_seconds_column(at),
+            )
+            .values(access_token_revoked_at=to_seconds_column(at))
+        )
+        async with self._ctx.engine.begin() as conn:
+            result = await conn.execute(stmt)
+        return AccessTokenRevoked() if result.rowcount else NoAccessTokenRecord()
 
     async def access_token_revoked(self, jti: str, *, now: float | None = None) -> bool:
         """See ``AuthorizationCodeStore.access_token_revoked``."""
