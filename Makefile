@@ -1,11 +1,10 @@
 # authward: the two entry points a newcomer needs. Both install everything on first use.
-#   make run    the main job (today: create the embedded SQLite schema, then the CLI)
+#   make run    the main job: `authward serve` (demo mode, files in var/, http://127.0.0.1:8000)
 #   make test   the whole test suite: ruff, mypy --strict, pytest on SQLite and PostgreSQL
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-DB_URL ?= sqlite:///var/authward.db
 PYTEST_ARGS ?=
 
 .PHONY: install run test lint typecheck pytest bench clean
@@ -19,9 +18,7 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 run: install
-	mkdir -p var
-	$(BIN)/authward migrate --database-url $(DB_URL)
-	$(BIN)/authward --help
+	$(BIN)/authward serve
 
 lint: install
 	$(BIN)/ruff check src tests bench
