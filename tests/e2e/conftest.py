@@ -3,18 +3,26 @@
 ``deployed`` is session-scoped (one server process per engine for every module that only needs
 the standard configuration); modules that need another configuration build their own with
 ``tests.e2e.harness.deployment``. A failing test's report carries the log of every node of the
-deployments it used.
+deployments it used, and every test body here is cut off after ``TEST_TIMEOUT`` seconds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+import asyncio
+import functools
+import inspect
+from collections.abc import Callable, Coroutine, Generator, Iterator
 from pathlib import Path
+from typing import Any, Final
 
 import pytest
 
 from tests.dbkit import KINDS
 from tests.e2e.harness import Deployment, deployment, generate_key_file
+
+#: The most any one end-to-end test body may take (a hung node fails the test, not CI).
+TEST_TIMEOUT: Final = 120.0
+_HERE: Final = Path(__file__).parent
 
 
 @pytest.fixture(scope="session")
@@ -47,3 +55,27 @@ def pytest_runtest_makereport(
         if isinstance(value, Deployment):
             for name, log in value.server_logs():
                 report.sections.append((f"server log: {name}", log))
+
+
+def _bounded(
+    test: Callable[..., Coroutine[Any, Any, None]],
+) -> Callable[..., Coroutine[Any, Any, None]]:
+    @functools.wraps(test)
+    async def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            await asyncio.wait_for(test(*args, **kwargs), TEST_TIMEOUT)
+        except TimeoutError:
+            pytest.fail(f"{test.__name__} did not finish within {TEST_TIMEOUT} s")
+
+    return run
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Bound every async test of this directory by ``TEST_TIMEOUT``."""
+    for item in items:
+        if (
+            isinstance(item, pytest.Function)
+            and _HERE in item.path.parents
+            and inspect.iscoroutinefunction(item.obj)
+        ):
+            item.obj = _bounded(item.obj)
