@@ -1,6 +1,7 @@
 """Reading HTML forms the way a browser submits them (stdlib ``html.parser`` only).
 
-Used by the ASGI route tests and the ``authward serve`` test to drive login and consent pages.
+Used by the ASGI route tests, the ``authward serve`` test and the end-to-end browser script to
+drive the login and consent pages.
 """
 
 from __future__ import annotations
@@ -21,6 +22,14 @@ class Form:
     method: str
     inputs: list[tuple[str, str, str]] = field(default_factory=list)  # (type, name, value)
     buttons: list[tuple[str, str]] = field(default_factory=list)  # (name, value)
+
+    def field_names(self) -> set[str]:
+        """The names of the form's inputs."""
+        return {name for _, name, _ in self.inputs}
+
+    def fields(self, **fill: str) -> list[tuple[str, str]]:
+        """Every input as submitted, ``fill`` replacing values by name (no button, no checks)."""
+        return [(name, fill.get(name, value)) for _, name, value in self.inputs]
 
     def hidden(self) -> dict[str, str]:
         """The hidden fields by name (each name once)."""

@@ -4,79 +4,23 @@ the consent form, and stop at the redirect back to the client.
 Spec: RFC 6749 §4.1.1-§4.1.2 (the front channel); OIDC Core 1.0 §3.1.2.3-§3.1.2.4 (login and
 consent); HTML Living Standard §4.10 (form submission: hidden inputs and the pressed button).
 
-Forms are parsed with the standard library's ``html.parser``: every ``<form>`` with its action,
-method, ``<input>`` fields and named ``<button>`` values. Cookies persist in the
-``httpx.AsyncClient`` like a browser's cookie jar. The number of steps is bounded.
+Forms are read with ``tests.asgi.forms`` (the standard library's ``html.parser``): every
+``<form>`` with its action, method, named ``<input>`` fields and named ``<button>`` values.
+Cookies persist in the ``httpx.AsyncClient`` like a browser's cookie jar. The number of steps
+is bounded.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from html.parser import HTMLParser
+from dataclasses import dataclass
 from typing import Final
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 
 import httpx
 
+from tests.asgi.forms import forms as forms_of
+
 MAX_STEPS: Final = 12
-
-
-@dataclass
-class Form:
-    """One HTML form: where it posts and what it would submit."""
-
-    action: str
-    method: str
-    inputs: list[tuple[str, str, str]] = field(default_factory=list)  # (type, name, value)
-    buttons: list[tuple[str, str]] = field(default_factory=list)  # (name, value)
-
-    def field_names(self) -> set[str]:
-        return {name for _, name, _ in self.inputs}
-
-    def fields(self, **fill: str) -> list[tuple[str, str]]:
-        """The submitted pairs: every named input (``fill`` overrides by name)."""
-        pairs = [(name, fill.get(name, value)) for _, name, value in self.inputs if name]
-        return pairs
-
-
-class FormParser(HTMLParser):
-    """Collects the forms of a page."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.forms: list[Form] = []
-        self._current: Form | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        attributes = {name: value or "" for name, value in attrs}
-        if tag == "form":
-            self._current = Form(
-                action=attributes.get("action", ""),
-                method=attributes.get("method", "get").upper(),
-            )
-            self.forms.append(self._current)
-        elif self._current is not None and tag == "input":
-            self._current.inputs.append(
-                (
-                    attributes.get("type", "text").lower(),
-                    attributes.get("name", ""),
-                    attributes.get("value", ""),
-                )
-            )
-        elif self._current is not None and tag == "button" and attributes.get("name"):
-            self._current.buttons.append((attributes["name"], attributes.get("value", "")))
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "form":
-            self._current = None
-
-
-def forms_of(page: str) -> list[Form]:
-    """Every form on ``page``."""
-    parser = FormParser()
-    parser.feed(page)
-    parser.close()
-    return parser.forms
 
 
 class FlowError(AssertionError):

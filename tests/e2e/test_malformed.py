@@ -23,7 +23,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import httpx
 import pytest
 
-from tests.e2e.browser import Form, forms_of, post_form
+from tests.asgi.forms import Form
+from tests.asgi.forms import forms as forms_of
+from tests.e2e.browser import post_form
 from tests.e2e.flows import b64url
 from tests.e2e.harness import (
     JWT_CLIENT,
