@@ -48,7 +48,10 @@ async def test_metadata_states_the_fixed_protocol_profile(db: Db) -> None:
         "client_secret_basic", "client_secret_post", "private_key_jwt", "none"
     ]
     assert "RS256" in body["token_endpoint_auth_signing_alg_values_supported"]
-    assert "none" not in body.get("revocation_endpoint_auth_methods_supported", [])
+    # RFC 7009 §2.1: public clients revoke their own tokens by client_id; introspection is
+    # for clients that can authenticate.
+    assert "none" in body["revocation_endpoint_auth_methods_supported"]
+    assert "none" not in body["introspection_endpoint_auth_methods_supported"]
 
 
 async def test_disabled_features_are_not_advertised(db: Db) -> None:

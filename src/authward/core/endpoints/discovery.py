@@ -43,7 +43,8 @@ _AUTH_METHODS: Final[tuple[AuthMethod, ...]] = (
     "private_key_jwt",
     "none",
 )
-#: Revocation and introspection need a client that can authenticate (no ``none``).
+#: Introspection needs a client that can authenticate (no ``none``); revocation also serves
+#: public clients, which identify themselves by ``client_id`` (RFC 7009 §2.1).
 _CONFIDENTIAL_AUTH_METHODS: Final[tuple[AuthMethod, ...]] = _AUTH_METHODS[:3]
 
 
@@ -113,7 +114,7 @@ def metadata(server: AuthorizationServer) -> ServerMetadata:
         body["userinfo_endpoint"] = server.url(paths.userinfo)
     if features.revocation:
         body["revocation_endpoint"] = server.url(paths.revocation)
-        body["revocation_endpoint_auth_methods_supported"] = list(_CONFIDENTIAL_AUTH_METHODS)
+        body["revocation_endpoint_auth_methods_supported"] = list(_AUTH_METHODS)
     if features.introspection:
         body["introspection_endpoint"] = server.url(paths.introspection)
         body["introspection_endpoint_auth_methods_supported"] = list(_CONFIDENTIAL_AUTH_METHODS)
