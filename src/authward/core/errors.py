@@ -117,6 +117,8 @@ class OAuthError(Exception):
     status: int = 400
     #: The status used when the error is answered with a ``WWW-Authenticate`` challenge.
     challenge_status: ClassVar[int | None] = None
+    #: The challenges used when the raiser gives none (a 401 must carry one).
+    default_challenges: ClassVar[tuple[Challenge, ...]] = ()
 
     def __init__(
         self,
@@ -135,6 +137,7 @@ class OAuthError(Exception):
         )
         self.detail = detail
         self.error_uri = error_uri
+        challenges = challenges or self.default_challenges
         self.challenges = challenges
         if challenges and self.challenge_status is not None:
             self.status = self.challenge_status
@@ -328,21 +331,7 @@ class InvalidTokenError(OAuthError):
 
     error = "invalid_token"
     status = 401
-
-    def __init__(
-        self,
-        description: str | None = None,
-        *,
-        detail: str | None = None,
-        error_uri: str | None = None,
-        challenges: tuple[Challenge, ...] = (),
-    ) -> None:
-        super().__init__(
-            description,
-            detail=detail,
-            error_uri=error_uri,
-            challenges=challenges or (BearerChallenge(),),
-        )
+    default_challenges = (BearerChallenge(),)
 
 
 class InsufficientScopeError(OAuthError):
