@@ -539,3 +539,21 @@ async def test_tls_certificate_for_another_name_is_a_transport_failure() -> None
         )
         assert server.seen == []
     assert isinstance(outcome, TransportFailure)
+
+
+async def test_with_loopback_admits_http_to_loopback_only_and_false_keeps_the_guard() -> None:
+    resolver = FakeResolver(["127.0.0.1"])
+    strict = GuardedFetcher(resolver=resolver)
+    assert strict.with_loopback(False) is strict
+    async with local_server({"/doc": Reply()}) as server:
+        url = f"http://app.test:{server.port}/doc"
+        refused = await strict.get_json(url, max_bytes=CAP, timeout_seconds=TIMEOUT)
+        fetched = await strict.with_loopback(True).get_json(
+            url, max_bytes=CAP, timeout_seconds=TIMEOUT
+        )
+        assert [seen.target for seen in server.seen] == ["/doc"]
+    assert isinstance(refused, InvalidUrl)
+    assert isinstance(fetched, Fetched)
+    private = GuardedFetcher(resolver=FakeResolver(["10.0.0.5"])).with_loopback(True)
+    outcome = await private.get_json("http://app.test/doc", max_bytes=CAP, timeout_seconds=TIMEOUT)
+    assert isinstance(outcome, InvalidUrl | BlockedIp)

@@ -434,6 +434,22 @@ class GuardedFetcher:
         self._transport_factory = transport_factory
         self._user_agent = user_agent
 
+    def with_loopback(self, allow_loopback: bool) -> GuardedFetcher:
+        """A fetcher like this one (same resolver, TLS context and transport) whose loopback
+        exemption is ``allow_loopback``: loopback addresses only, and ``http`` to them as well
+        (development and tests only; the CIMD and back-channel logout ``allow_loopback``
+        settings). ``False`` returns this fetcher unchanged."""
+        if not allow_loopback:
+            return self
+        return GuardedFetcher(
+            resolver=self._resolver,
+            allow_loopback=True,
+            allow_http_loopback=True,
+            ssl_context=self._ssl_context,
+            transport_factory=self._transport_factory,
+            user_agent=self._user_agent,
+        )
+
     async def get_json(
         self,
         url: str,
