@@ -251,8 +251,8 @@ class ClientKey:
 def _toml(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
+    if isinstance(value, int | float):
+        return repr(value)
     if isinstance(value, str):
         escaped = value.replace("\\", "\\\\").replace('"', '\\"')
         return f'"{escaped}"'
@@ -275,13 +275,23 @@ def config_text(
     prefix: str,
     client_key: ClientKey,
     settings: dict[str, object] | None = None,
+    extra_clients: Sequence[Mapping[str, object]] = (),
 ) -> str:
-    """The TOML config of a test deployment: settings, clients and one user."""
+    """The TOML config of a test deployment: settings, the standard clients plus
+    ``extra_clients`` (``[[clients]]`` tables), and one user.
+
+    A ``settings`` value that is a mapping becomes a ``[authward.<name>]`` section (for
+    example ``{"logout": {"enabled": True}}``)."""
     authward: dict[str, object] = {
         "issuer": issuer,
         "table_prefix": prefix,
     }
-    authward.update(settings or {})
+    sections: dict[str, Mapping[str, object]] = {}
+    for name, value in (settings or {}).items():
+        if isinstance(value, Mapping):
+            sections[name] = value
+        else:
+            authward[name] = value
     code_grants = ["authorization_code", "refresh_token"]
     clients: list[dict[str, object]] = [
         {
@@ -339,6 +349,7 @@ def config_text(
             "client_secret_hash": hash_secret(RS_SECRET, hasher=CHEAP_HASHER),
             "grant_types": ["client_credentials"],
         },
+        *(dict(client) for client in extra_clients),
     ]
     user = {
         "subject": SUBJECT,
@@ -346,6 +357,7 @@ def config_text(
         "password_hash": hash_secret(PASSWORD, hasher=CHEAP_HASHER),
     }
     parts = [_table("[authward]", authward)]
+    parts.extend(_table(f"[authward.{name}]", dict(values)) for name, values in sections.items())
     parts.append(
         _table(
             "[authward.refresh_successor_keys]",
@@ -503,9 +515,11 @@ def deployment(
     keys: Path,
     *,
     settings: dict[str, object] | None = None,
+    extra_clients: Sequence[Mapping[str, object]] = (),
     nodes: int = 1,
 ) -> Iterator[Deployment]:
-    """A running deployment of ``nodes`` node(s) on a fresh ``kind`` database."""
+    """A running deployment of ``nodes`` node(s) on a fresh ``kind`` database, configured by
+    :func:`config_text` with ``settings`` and ``extra_clients``."""
     directory.mkdir(parents=True, exist_ok=True)
     with provisioned_database(kind, directory) as database:
         port = free_port()
@@ -514,7 +528,11 @@ def deployment(
         config_path = directory / "authward.toml"
         config_path.write_text(
             config_text(
-                issuer=issuer, prefix=database.prefix, client_key=client_key, settings=settings
+                issuer=issuer,
+                prefix=database.prefix,
+                client_key=client_key,
+                settings=settings,
+                extra_clients=extra_clients,
             ),
             encoding="utf-8",
         )
