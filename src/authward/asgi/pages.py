@@ -18,6 +18,9 @@ password read the same) and status 200: a 401 would need a ``WWW-Authenticate`` 
 Consent: :meth:`Pages.render_consent` renders the authorization endpoint's ``ConsentPrompt`` as a
 form that POSTs to ``prompt.action`` (the authorization endpoint) with the prompt's hidden form
 fields, its ``consent_token`` and a ``decision`` button (``approve`` or ``deny``).
+
+Other forms (device verification, sign-out confirmation) use the same double submit through
+:meth:`Pages.render_form` and :meth:`Pages.form_is_genuine`.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol
+from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.requests import Request as StarletteRequest
@@ -38,6 +42,7 @@ from authward.asgi.translate import MAX_BODY_BYTES, read_request
 from authward.core.clients import Client
 from authward.core.defaults.login import SignedCookieLogin, cookie_values
 from authward.core.errors import OAuthError
+from authward.core.http import Request as CoreRequest
 from authward.core.server import AuthorizationServer
 
 __all__ = [
@@ -167,6 +172,46 @@ class Pages:
             consent_token=prompt.consent_token,
         )
 
+    # --- forms (CSRF double submit) -------------------------------------------------------
+
+    def render_form(self, template: str, *, status: int = 200, **context: object) -> HTMLResponse:
+        """``template`` rendered like :meth:`render` with a fresh ``csrf_token`` in its context,
+        and the same value set in the short-lived ``SameSite=Strict`` CSRF cookie (double
+        submit). The form must post ``csrf_token`` back; check it with :meth:`form_is_genuine`.
+        """
+        token = secrets.token_urlsafe(32)
+        response = self.render(template, status=status, csrf_token=token, **context)
+        path, secure = self._cookie_scope()
+        response.set_cookie(
+            CSRF_COOKIE,
+            token,
+            max_age=_CSRF_LIFETIME,
+            path=path,
+            secure=secure,
+            httponly=True,
+            samesite="strict",
+        )
+        return response
+
+    def form_is_genuine(self, request: CoreRequest) -> bool:
+        """True when the posted ``csrf_token`` equals (constant time) a CSRF cookie value."""
+        presented = request.form.get("csrf_token") or ""
+        expected = cookie_values(request, CSRF_COOKIE)
+        return bool(presented) and any(
+            hmac.compare_digest(presented.encode(), value.encode()) for value in expected
+        )
+
+    def forget_csrf(self, response: Response) -> None:
+        """Delete the CSRF cookie (after a form was accepted)."""
+        path, secure = self._cookie_scope()
+        response.delete_cookie(CSRF_COOKIE, path=path, secure=secure, httponly=True,
+                               samesite="strict")
+
+    def _cookie_scope(self) -> tuple[str, bool]:
+        """The cookie ``Path`` (the issuer's path) and whether it is ``Secure`` (https)."""
+        issuer = urlsplit(self._server.issuer)
+        return issuer.path or "/", issuer.scheme == "https"
+
     # --- login ----------------------------------------------------------------------------
 
     async def _login_page(self, request: StarletteRequest) -> Response:
@@ -185,8 +230,7 @@ class Pages:
         message: str | None = None,
         status: int = 200,
     ) -> HTMLResponse:
-        token = secrets.token_urlsafe(32)
-        response = self.render(
+        return self.render_form(
             "login.html",
             status=status,
             title="Sign in",
@@ -194,18 +238,7 @@ class Pages:
             return_to=login.session.safe_return_to(return_to) if return_to else "",
             username=username,
             message=message,
-            csrf_token=token,
         )
-        response.set_cookie(
-            CSRF_COOKIE,
-            token,
-            max_age=_CSRF_LIFETIME,
-            path=login.session.cookie_path,
-            secure=login.session.secure,
-            httponly=True,
-            samesite="strict",
-        )
-        return response
 
     async def _login_submit(self, request: StarletteRequest, login: LoginPage) -> Response:
         try:
@@ -217,11 +250,7 @@ class Pages:
         return_to = form.get("return_to") or ""
         username = form.get("username") or ""
         password = form.get("password") or ""
-        presented = form.get("csrf_token") or ""
-        expected = cookie_values(core, CSRF_COOKIE)
-        if not presented or not any(
-            hmac.compare_digest(presented.encode(), value.encode()) for value in expected
-        ):
+        if not self.form_is_genuine(core):
             return self._login_form(login, return_to=return_to, username=username,
                                     message=_STALE_FORM, status=400)
         subject = await login.users.verify_password(username, password)
@@ -240,6 +269,5 @@ class Pages:
             httponly=True,
             samesite="lax",
         )
-        response.delete_cookie(CSRF_COOKIE, path=session.cookie_path, secure=session.secure,
-                               httponly=True, samesite="strict")
+        self.forget_csrf(response)
         return response
