@@ -279,6 +279,24 @@ async def test_logging_sink_drops_secret_looking_keys(caplog: pytest.LogCaptureF
     assert "rt'" not in caplog.text
 
 
+async def test_logging_sink_keeps_flags_and_types_but_drops_every_secret_name(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    secrets_by_key = {
+        "code": "c-1", "device_code": "d-1", "user_code": "u-1", "client_secret": "s-1",
+        "password": "p-1", "logout_token": "l-1", "client_assertion": "a-1",
+        "code_verifier": "v-1", "request_uri": "r-1", "Access_Token": "t-1",
+    }
+    kept = {"token_type": "DPoP", "refresh_token_issued": True, "jti": "j-1", "sid": "s-9"}
+    sink = LoggingEventSink()
+    with caplog.at_level(logging.INFO, logger="authward.events"):
+        await sink.emit(Event("x", 1.0, {**secrets_by_key, **kept}))
+    for value in secrets_by_key.values():
+        assert value not in caplog.text
+    for name in kept:
+        assert name in caplog.text
+
+
 # --- signed login cookie ---------------------------------------------------------------------
 
 

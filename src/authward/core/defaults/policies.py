@@ -18,7 +18,15 @@ __all__ = ["AllowRequestedScopes", "AlwaysAskConsent", "LoggingEventSink"]
 
 _ALWAYS_GRANTABLE: Final = frozenset({"openid", "offline_access"})
 #: Substrings of event data keys that are dropped rather than logged, in case a caller slips.
-_SECRET_HINTS: Final = ("secret", "password", "token", "code", "assertion", "cookie")
+#: Event data keys dropped before logging: exact names of secret-bearing parameters, and any
+#: key ending in one of the suffixes (``client_secret``, ``logout_token``, ``user_code`` ...).
+#: Flags and types such as ``token_type`` or ``refresh_token_issued`` stay.
+_SECRET_KEYS: Final = frozenset(
+    {"secret", "password", "token", "code", "assertion", "cookie", "request_uri", "jwt"}
+)
+_SECRET_SUFFIXES: Final = (
+    "_secret", "password", "_token", "_code", "_assertion", "cookie", "_verifier", "_jwt"
+)
 
 
 class AllowRequestedScopes:
@@ -59,7 +67,9 @@ class AlwaysAskConsent:
 class LoggingEventSink:
     """``EventSink`` writing each event as one INFO record on ``logger`` (``authward.events``).
 
-    Keys that look like secrets are dropped; logging failures are swallowed.
+    Keys that name a secret (``refresh_token``, ``client_secret``, ``user_code``, anything
+    ending in ``_token``/``_code``/``_secret``/``_assertion``/``_verifier``) are dropped, flags
+    about them (``refresh_token_issued``) kept; logging failures are swallowed.
     """
 
     def __init__(self, logger: logging.Logger | None = None) -> None:
@@ -74,8 +84,9 @@ class LoggingEventSink:
 
 
 def _printable(data: Mapping[str, object]) -> dict[str, object]:
-    return {
-        key: value
-        for key, value in data.items()
-        if not any(hint in key.lower() for hint in _SECRET_HINTS)
-    }
+    return {key: value for key, value in data.items() if not _names_a_secret(key)}
+
+
+def _names_a_secret(key: str) -> bool:
+    lowered = key.lower()
+    return lowered in _SECRET_KEYS or lowered.endswith(_SECRET_SUFFIXES)
