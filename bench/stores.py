@@ -3,7 +3,10 @@
 The baseline is ``BEGIN; SELECT 1; COMMIT`` through the same AsyncEngine and pool (on SQLite the
 engine's ``BEGIN IMMEDIATE``), measured in the same run right before each store is measured, so a
 ratio of 1.0 means "as cheap as the cheapest round trip the engine can make" and machine speed
-cancels out. The refresh rotation is also compared head to head with the three-commit sequence
+cancels out. The device-grant figures are the four steps of one RFC 8628 flow, the logout
+figures the per-ID-token record and the single-use fan-out read, and the CIMD figure a fresh
+cache hit (what every request of a CIMD client costs while its document is fresh). The refresh
+rotation is also compared head to head with the three-commit sequence
 of attesto_phoenix 0.19 (consume, insert child, remember successor) that spec §3.2.8 replaces.
 
 Each run uses a fresh SQLite file, or tables under a random prefix in the PostgreSQL database
@@ -26,13 +29,24 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from authward.core.device_codes import (
+    IssuedDeviceCode,
+    approve_user_code,
+    issue_device_code,
+    redeem_device_code,
+)
 from authward.stores.codes import CodeEntry
 from authward.stores.consent import ConsentBinding
+from authward.stores.device_codes import Approval
 from authward.stores.digest import digest
+from authward.stores.logout_sessions import LogoutCriteria, LogoutSession
 from authward.stores.refresh import RefreshData, RefreshEntry, Successor
+from authward.stores.sql.client_metadata import SqlClientMetadataCache
 from authward.stores.sql.codes import SqlAuthorizationCodeStore
 from authward.stores.sql.consent import SqlConsentGrantStore
+from authward.stores.sql.device_codes import SqlDeviceCodeStore
 from authward.stores.sql.engine import create_engine
+from authward.stores.sql.logout_sessions import SqlLogoutSessionStore
 from authward.stores.sql.par import SqlPushedAuthorizationRequestStore
 from authward.stores.sql.refresh import SqlRefreshTokenStore
 from authward.stores.sql.replay import SqlReplayStore
@@ -93,6 +107,9 @@ async def _measure(
     replay = SqlReplayStore(engine, table_prefix=prefix)
     consent = SqlConsentGrantStore(engine, table_prefix=prefix)
     par = SqlPushedAuthorizationRequestStore(engine, table_prefix=prefix)
+    devices = SqlDeviceCodeStore(engine, table_prefix=prefix)
+    logout = SqlLogoutSessionStore(engine, table_prefix=prefix)
+    cimd = SqlClientMetadataCache(engine, table_prefix=prefix)
     now = time.time()
 
     async def baseline(_: int) -> None:
@@ -174,6 +191,46 @@ async def _measure(
     async def par_take(i: int) -> object:
         return await par.take(uris[i])
 
+    # Device grant: issue (user-code allocation included), the pending poll a device makes every
+    # interval, the approval, and the redeeming poll (poll + single-use consume).
+    device_codes: list[str] = []
+    user_codes: list[str] = []
+
+    async def device_issue(_: int) -> None:
+        issued = await issue_device_code(devices, client_id="bench", now=now, scope=("openid",))
+        if not isinstance(issued, IssuedDeviceCode):
+            raise RuntimeError("no user code could be allocated")
+        device_codes.append(issued.device_code)
+        user_codes.append(issued.user_code)
+
+    async def device_poll_pending(i: int) -> object:
+        return await redeem_device_code(devices, device_codes[i], "bench", None, 0, now)
+
+    async def device_approve(i: int) -> object:
+        return await approve_user_code(devices, user_codes[i], Approval("alice"), now=now)
+
+    async def device_redeem(i: int) -> object:
+        return await redeem_device_code(devices, device_codes[i], "bench", None, 0, now + 1)
+
+    # Back-channel logout: one row per ID token minted, then the single-use fan-out read.
+    async def logout_record(i: int) -> object:
+        return await logout.record(
+            LogoutSession(
+                sid=f"sid-{i}", subject="alice", client_id="bench",
+                backchannel_logout_uri="https://rp.example/bc", expires_at=int(now) + 3600,
+            )
+        )
+
+    async def logout_take(i: int) -> object:
+        return await logout.take_targets(LogoutCriteria(sid=f"sid-{i}"))
+
+    cimd_url = "https://client.example/cimd.json"
+    await cimd.put(cimd_url, {"client_id": cimd_url, "redirect_uris": ["https://c/cb"]},
+                   now + 3600)
+
+    async def cimd_hit(_: int) -> object:
+        return await cimd.get(cimd_url)
+
     plan: list[tuple[str, Op]] = [
         ("authorization_code.put", code_put),
         ("authorization_code.take", code_take),
@@ -184,6 +241,13 @@ async def _measure(
         ("consent.consume", consent_consume),
         ("par.put", par_put),
         ("par.take", par_take),
+        ("device: issue_device_code (put)", device_issue),
+        ("device: pending poll (authorization_pending)", device_poll_pending),
+        ("device: approve", device_approve),
+        ("device: redeeming poll (poll + consume)", device_redeem),
+        ("logout_sessions.record", logout_record),
+        ("logout_sessions.take_targets", logout_take),
+        ("client_metadata.get (fresh hit)", cimd_hit),
     ]
     results: list[Measurement] = []
     for name, op in plan:
