@@ -175,11 +175,15 @@ class LogoutSettings:
     enabled: bool = False
     session_ttl_seconds: int = 86_400
     delivery_timeout_seconds: float = 5.0
+    #: Development and tests only: deliver logout tokens to loopback receivers (and over
+    #: plain http to them). Every other special-use address stays refused.
+    allow_loopback: bool = False
 
     def __post_init__(self) -> None:
         _bool(f"{self.section}.enabled", self.enabled)
         _int(f"{self.section}.session_ttl_seconds", self.session_ttl_seconds, minimum=1)
         _positive(f"{self.section}.delivery_timeout_seconds", self.delivery_timeout_seconds)
+        _bool(f"{self.section}.allow_loopback", self.allow_loopback)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,20 +14,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from authward.core.clients import Client
-from authward.core.http import Request
+from authward.core.http import Pair, Request
 
 __all__ = [
     "Authentication",
     "ClaimsProvider",
     "ClientRegistry",
     "ConsentPolicy",
+    "EndedSession",
     "Event",
     "EventSink",
     "ResourceOwnerLogin",
     "ScopePolicy",
+    "SessionTerminator",
 ]
 
 
@@ -81,6 +83,34 @@ class ResourceOwnerLogin(Protocol):
         """The URL of the host's login page; after signing in it sends the browser to
         ``return_to`` (an authward URL). The host must only follow same-origin ``return_to``
         values to avoid an open redirect."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class EndedSession:
+    """A login session the host just ended (OIDC RP-Initiated Logout 1.0 §2).
+
+    ``authentication`` is who was signed in (its ``sid`` and ``subject`` scope the back-channel
+    logout fan-out); ``headers`` are response header fields that finish the sign-out on the
+    user agent, e.g. a ``Set-Cookie`` that deletes the session cookie. They are added to the
+    end-session endpoint's response as they are.
+    """
+
+    authentication: Authentication
+    headers: tuple[Pair, ...] = ()
+
+
+@runtime_checkable
+class SessionTerminator(Protocol):
+    """Optional companion of :class:`ResourceOwnerLogin`: end the user agent's login session.
+
+    The end-session endpoint ends a session only through this method; a login object without
+    it leaves the host's session alone (and nothing is delivered over the back channel).
+    """
+
+    async def terminate_session(self, request: Request) -> EndedSession | None:
+        """End the login session of the user agent that sent ``request`` and return it, or
+        ``None`` when nobody was signed in. Must not raise for a missing or bad session."""
         ...
 
 

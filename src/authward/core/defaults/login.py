@@ -23,7 +23,7 @@ from urllib.parse import unquote, urlencode, urlsplit
 
 from authward.core.clock import Clock, SystemClock
 from authward.core.http import Request
-from authward.core.policy import Authentication
+from authward.core.policy import Authentication, EndedSession
 
 __all__ = ["MIN_COOKIE_SECRET_BYTES", "SignedCookieLogin"]
 
@@ -94,6 +94,32 @@ class SignedCookieLogin:
     def login_url(self, return_to: str) -> str:
         """The login page URL carrying ``return_to`` (followed only if under the issuer)."""
         return f"{self.issuer}{self.login_path}?{urlencode({'return_to': return_to})}"
+
+    async def terminate_session(self, request: Request) -> EndedSession | None:
+        """``SessionTerminator``: the session named by the request's cookie, with a
+        ``Set-Cookie`` header that deletes the cookie; ``None`` when no valid cookie was sent.
+
+        A signed cookie cannot be revoked on the server: deleting it on the user agent is what
+        ends the session (a copy taken before stays valid until its ``exp``).
+        """
+        found = await self.authenticated(request)
+        if found is None:
+            return None
+        return EndedSession(found, headers=(("Set-Cookie", self.deletion_cookie()),))
+
+    def deletion_cookie(self) -> str:
+        """The ``Set-Cookie`` value that deletes the session cookie (same name, path, flags)."""
+        parts = [
+            f"{self.cookie_name}=\"\"",
+            "expires=Thu, 01 Jan 1970 00:00:00 GMT",
+            "Max-Age=0",
+            f"Path={self.cookie_path}",
+            "HttpOnly",
+            "SameSite=lax",
+        ]
+        if self.secure:
+            parts.append("Secure")
+        return "; ".join(parts)
 
     # --- issuing and checking ---------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 Spec: authward spec/stores.md §3.1 (core rules and the flow table), §3.2.7 (first refresh token
 of the code's family); RFC 6749 §4.1.2, §4.1.3, §10.5 (single use, revoke on reuse); RFC 7636
 §4.6 (PKCE S256); RFC 9449 §10 (``dpop_jkt``); RFC 8707 §2.2 (resource narrowing); OIDC Core
-§3.1.3.3, §3.1.3.6 (ID token, ``nonce``, ``at_hash``).
+§3.1.3.3, §3.1.3.6 (ID token, ``nonce``, ``at_hash``); OIDC Back-Channel Logout 1.0 §2.5 and
+spec/stores.md §3.4 (a logout session is recorded when an ID token with ``sid`` is minted).
 
 Redemption order (spec §3.1): ``take`` claims the code before anything is validated, so a
 presented code is spent even when the redemption then fails; then expiry, client,
@@ -32,6 +33,7 @@ from authward.core.grants.issuance import GrantResult, TokenRequest, issue_acces
 from authward.core.grants.refresh_token import rotation_for
 from authward.core.http import MultiDict
 from authward.core.id_token import mint_id_token
+from authward.core.logout import record_logout_session
 from authward.core.policy import Event
 from authward.core.refresh_rotation import IssueRefused
 from authward.core.secrets import new_secret
@@ -255,6 +257,10 @@ async def _issue_tokens(
             sid=_str_claim(claims.get("sid")),
             extra_claims=user_claims,
         ).token
+        # Back-Channel Logout: remember who holds this session (best effort, spec §3.4).
+        await record_logout_session(
+            server, client, _str_claim(claims.get("sid")), entry.subject, now
+        )
 
     refresh_token: str | None = None
     if (
