@@ -6,6 +6,7 @@ store).
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -95,3 +96,53 @@ def test_unknown_login_key_is_refused(tmp_path: Path) -> None:
     config.write_text('[login]\ncookie_secrte = "x"\n', encoding="utf-8")
     with pytest.raises(HostFileError, match=r"login\.cookie_secrte"):
         load_host_config(config)
+
+
+async def test_sweep_interval_runs_a_sweeper_for_the_app_lifetime(tmp_path: Path) -> None:
+    """``sweep_interval_seconds`` starts an in-process sweeper with the app and stops it with
+    the app; while it runs, an expired row disappears within about one interval."""
+    key_file, config = write_files(tmp_path)
+    text = config.read_text(encoding="utf-8").replace(
+        'table_prefix = "oauth_"', 'table_prefix = "oauth_"\nsweep_interval_seconds = 1'
+    )
+    config.write_text(text, encoding="utf-8")
+    settings = load_settings(config)
+    built = build_server(
+        settings,
+        database_url=f"sqlite:///{tmp_path / 'a.db'}",
+        key_file=key_file,
+        config_file=config,
+        hasher=CHEAP,
+    )
+    sweeper = built.sweeper
+    assert sweeper is not None
+    assert sweeper.interval_seconds == 1
+    await prepare_database(built.engine, settings)
+    par = built.server.stores.pushed_authorization_requests
+    uri = "urn:ietf:params:oauth:request_uri:expired"
+    await par.put(uri, {"client_id": "svc"}, 1, now=T0)
+    async with built.app.router.lifespan_context(built.app):
+        assert sweeper.running
+        for _ in range(50):
+            if sweeper.last_report is not None:
+                break
+            await asyncio.sleep(0.1)
+    assert not sweeper.running
+    report = sweeper.last_report
+    assert report is not None
+    assert report.deleted["oauth_attesto_pushed_authorization_requests"] == 1
+
+
+async def test_no_sweep_interval_means_no_sweeper(tmp_path: Path) -> None:
+    key_file, config = write_files(tmp_path)
+    built = build_server(
+        load_settings(config),
+        database_url=f"sqlite:///{tmp_path / 'a.db'}",
+        key_file=key_file,
+        config_file=config,
+        hasher=CHEAP,
+    )
+    try:
+        assert built.sweeper is None
+    finally:
+        await built.engine.dispose()

@@ -12,6 +12,12 @@ a test that wants the same server in-process::
                          config_file=Path("authward.toml"))
     # built.app is an ASGI app; its lifespan disposes the engine on shutdown.
 
+With ``sweep_interval_seconds`` set, the app's lifespan also runs an in-process
+:class:`~authward.stores.sql.sweep_runner.SweepRunner` (first sweep one interval after start,
+stopped on shutdown) with the server's refresh grace window, so a single ``authward serve``
+keeps its tables trim without a separate ``authward sweep --interval``. Every node may run one:
+sweeps are idempotent batched deletes.
+
 The schema is NOT created here (run :func:`prepare_database` or ``authward migrate`` once,
 before any worker starts).
 
@@ -28,9 +34,10 @@ The host file (``config_file``) is one TOML document:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -41,6 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from authward.asgi.app import App, Resource, create_app
 from authward.asgi.demo import demo_routes
 from authward.asgi.pages import LoginPage
+from authward.cli.sweep import tables_on
 from authward.core.clock import Clock, SystemClock
 from authward.core.config import Settings, SettingsError
 from authward.core.defaults import (
@@ -68,6 +76,7 @@ from authward.stores.sql.logout_sessions import SqlLogoutSessionStore
 from authward.stores.sql.par import SqlPushedAuthorizationRequestStore
 from authward.stores.sql.refresh import SqlRefreshTokenStore
 from authward.stores.sql.replay import SqlReplayStore
+from authward.stores.sql.sweep_runner import SweepRunner
 
 __all__ = [
     "DEFAULT_LOGIN_LIFETIME",
@@ -109,6 +118,7 @@ class BuiltServer:
     resources: tuple[Resource, ...]
     engine: AsyncEngine
     host: HostConfig
+    sweeper: SweepRunner | None = None
 
 
 def load_settings(
@@ -280,7 +290,32 @@ def build_server(
         lifespan_resources=resources,
         extra_routes=demo_routes(server) if demo else (),
     )
-    return BuiltServer(server=server, app=app, resources=resources, engine=engine, host=host)
+    sweeper = None
+    if settings.sweep_interval_seconds is not None:
+        sweeper = SweepRunner(
+            engine,
+            tables_on(engine, settings.table_prefix),
+            settings.sweep_interval_seconds,
+            clock=clock,
+            refresh_grace_seconds=settings.refresh_token_rotation_grace_seconds,
+        )
+        run_during_lifespan(app, sweeper)
+    return BuiltServer(
+        server=server, app=app, resources=resources, engine=engine, host=host, sweeper=sweeper
+    )
+
+
+def run_during_lifespan(app: App, runner: SweepRunner) -> None:
+    """Start ``runner`` when ``app``'s lifespan starts and stop it before the app's own
+    shutdown (which closes the engine the runner uses)."""
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(running: App) -> AsyncIterator[None]:
+        async with inner(running), runner:
+            yield
+
+    app.router.lifespan_context = lifespan
 
 
 async def prepare_database(engine: AsyncEngine, settings: Settings) -> MigrationReport:
