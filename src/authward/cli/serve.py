@@ -12,7 +12,12 @@ user ``demo``, a refresh successor key and a login-cookie secret. The client sec
 password are random, printed ONCE when the file is created, and stored only as argon2 hashes:
 later starts reuse the files and cannot print them again (delete the demo file for new ones).
 Demo mode also serves ``/demo/callback``, a page showing the authorization response, so a
-person can finish a code flow in a browser and exchange the code with ``curl``.
+person can finish a code flow in a browser and exchange the code with ``curl``. The demo turns
+on every flow: the public client may use the device authorization grant (RFC 8628); both
+clients register ``/demo/signed-out`` as their ``post_logout_redirect_uri`` and the demo
+receiver ``/demo/backchannel-logout`` as their ``backchannel_logout_uri`` (OIDC RP-Initiated and
+Back-Channel Logout; ``[authward.logout] allow_loopback`` lets delivery reach this machine); and
+Client ID Metadata Documents are enabled for public https document hosts.
 
 With ``--config FILE`` the file (``[authward]`` settings, ``[[clients]]``, ``[[users]]``,
 ``[login]``, ``[consent]``; see ``authward.cli.wiring``) is used as is and nothing is printed
@@ -35,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import secrets
 import signal
@@ -50,7 +56,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from authward.asgi.app import App
-from authward.asgi.demo import DEMO_CALLBACK_PATH
+from authward.asgi.demo import (
+    DEMO_BACKCHANNEL_LOGOUT_PATH,
+    DEMO_CALLBACK_PATH,
+    DEMO_SIGNED_OUT_PATH,
+)
 from authward.cli.options import DATABASE_URL_ENVVAR, check_database_url
 from authward.cli.wiring import build_server, load_host_config, load_settings
 from authward.core.clock import SystemClock
@@ -69,6 +79,7 @@ __all__ = [
     "DEMO_USERNAME",
     "DemoFile",
     "app_from_environment",
+    "configure_logging",
     "ensure_demo_file",
     "serve",
 ]
@@ -84,6 +95,7 @@ DEMO_CONFIDENTIAL_CLIENT_ID: Final = "demo-confidential"
 DEMO_PUBLIC_CLIENT_ID: Final = "demo-public"
 DEMO_USERNAME: Final = "demo"
 DEMO_SCOPE: Final = "openid profile email offline_access"
+DEVICE_CODE_GRANT: Final = "urn:ietf:params:oauth:grant-type:device_code"
 
 #: Environment variables the parent sets for ``app_from_environment`` (``--workers`` > 1).
 CONFIG_ENVVAR: Final = "AUTHWARD_SERVE_CONFIG"
@@ -112,7 +124,12 @@ def _toml(value: str) -> str:
 
 
 def _demo_document(issuer: str, client_secret: str, password: str) -> str:
-    callback = issuer.rstrip("/") + DEMO_CALLBACK_PATH
+    base = issuer.rstrip("/")
+    callback = base + DEMO_CALLBACK_PATH
+    logout_uris = (
+        f"post_logout_redirect_uris = [{_toml(base + DEMO_SIGNED_OUT_PATH)}]",
+        f"backchannel_logout_uri = {_toml(base + DEMO_BACKCHANNEL_LOGOUT_PATH)}",
+    )
     lines = [
         "# authward demo configuration, written by `authward serve` on its first start.",
         "# Only argon2 hashes of the client secret and the password are stored here; they",
@@ -122,6 +139,15 @@ def _demo_document(issuer: str, client_secret: str, password: str) -> str:
         "[authward]",
         "# the issuer comes from --issuer (default http://127.0.0.1:<port>)",
         f"refresh_successor_keys = {{ demo-1 = {_toml(secrets.token_urlsafe(32))} }}",
+        "",
+        "[authward.logout]",
+        "enabled = true",
+        "# development only: the demo relying party's back-channel receiver is on this machine",
+        "allow_loopback = true",
+        "",
+        "[authward.client_id_metadata]",
+        "# a client_id that is an https URL is resolved from the document it serves",
+        "enabled = true",
         "",
         "[login]",
         f"cookie_secret = {_toml(secrets.token_urlsafe(32))}",
@@ -135,6 +161,7 @@ def _demo_document(issuer: str, client_secret: str, password: str) -> str:
         f"redirect_uris = [{_toml(callback)}]",
         'grant_types = ["authorization_code", "refresh_token", "client_credentials"]',
         f"scope = {_toml(DEMO_SCOPE)}",
+        *logout_uris,
         "",
         "[[clients]]",
         f"client_id = {_toml(DEMO_PUBLIC_CLIENT_ID)}",
@@ -143,8 +170,9 @@ def _demo_document(issuer: str, client_secret: str, password: str) -> str:
         'token_endpoint_auth_method = "none"',
         "native = true  # loopback redirect URIs match on any port (RFC 8252 section 7.3)",
         f'redirect_uris = ["http://127.0.0.1{DEMO_CALLBACK_PATH}", "http://127.0.0.1/callback"]',
-        'grant_types = ["authorization_code", "refresh_token"]',
+        f'grant_types = ["authorization_code", "refresh_token", {_toml(DEVICE_CODE_GRANT)}]',
         f"scope = {_toml(DEMO_SCOPE)}",
+        *logout_uris,
         "",
         "[[users]]",
         'subject = "demo-user"',
@@ -244,6 +272,25 @@ def _demo_banner(issuer: str, port: int, demo: DemoFile) -> list[str]:
         f"  curl -s {issuer}/token -d grant_type=authorization_code "
         f"-d client_id={DEMO_PUBLIC_CLIENT_ID} -d redirect_uri={redirect_uri} "
         f"-d code_verifier={verifier} -d code=CODE",
+        "Sign out (RP-initiated logout; back-channel logout tokens go to the demo receiver, "
+        f"listed at {issuer}{DEMO_BACKCHANNEL_LOGOUT_PATH}):",
+        f"  {issuer}/end_session?"
+        + urlencode(
+            {
+                "client_id": DEMO_PUBLIC_CLIENT_ID,
+                "post_logout_redirect_uri": f"{issuer}{DEMO_SIGNED_OUT_PATH}",
+                "state": "bye",
+            }
+        )
+        + "&id_token_hint=ID_TOKEN",
+        "Device flow (RFC 8628): start it as the device, open the verification_uri_complete "
+        "it returns, approve, then poll:",
+        f"  curl -s {issuer}/device_authorization -d client_id={DEMO_PUBLIC_CLIENT_ID} "
+        "-d scope=openid",
+        f"  curl -s {issuer}/token -d grant_type={DEVICE_CODE_GRANT} "
+        f"-d client_id={DEMO_PUBLIC_CLIENT_ID} -d device_code=DEVICE_CODE",
+        "Client ID Metadata Documents: use any https URL that serves a client metadata "
+        "document (client_id equal to that URL) as the client_id of an authorization request.",
     ]
     return lines
 
@@ -367,10 +414,27 @@ def serve(
         ).app
     except (SettingsError, HostFileError, KeyFileError) as exc:
         raise click.ClickException(str(exc)) from exc
+    configure_logging()
     server = _Server(uvicorn.Config(app, host=host, port=port, lifespan="on"))
     server.run()
     if not server.started:
         ctx.exit(1)
+
+
+def configure_logging() -> None:
+    """Send authward's own log records (``authward.*``: events such as ``token.issued`` or
+    ``logout.delivered``, warnings, errors) at INFO and above to stderr, next to uvicorn's.
+
+    Nothing changes when the ``authward`` logger already has a handler (a host configured it).
+    """
+    logger = logging.getLogger("authward")
+    if logger.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 class _Server(uvicorn.Server):
@@ -415,6 +479,7 @@ def app_from_environment() -> App:
             "environment", f"{DATABASE_URL_ENVVAR} and {KEY_FILE_ENVVAR} must be set"
         )
     settings = load_settings(config_file, issuer=environ.get(ISSUER_ENVVAR) or None)
+    configure_logging()
     built = build_server(
         settings,
         database_url=database_url,
