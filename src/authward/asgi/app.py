@@ -32,6 +32,7 @@ from starlette.requests import Request as StarletteRequest
 from starlette.responses import Response as StarletteResponse
 from starlette.routing import BaseRoute, Route
 
+from authward.asgi.logout_pages import LogoutPages
 from authward.asgi.pages import LoginPage, Pages
 from authward.asgi.translate import (
     MAX_BODY_BYTES,
@@ -56,6 +57,7 @@ from authward.core.endpoints import (
 from authward.core.endpoints.authorize import ConsentPrompt
 from authward.core.errors import OAuthError
 from authward.core.http import Request, Response, error_response
+from authward.core.logout import LogoutDispatcher
 from authward.core.server import AuthorizationServer
 
 __all__ = [
@@ -143,6 +145,7 @@ def create_app(
     endpoints: Sequence[EndpointRoute] | None = None,
     extra_routes: Sequence[BaseRoute] = (),
     max_body_bytes: int = MAX_BODY_BYTES,
+    logout_dispatcher: LogoutDispatcher | None = None,
 ) -> Starlette:
     """The Starlette app serving ``server``.
 
@@ -156,6 +159,9 @@ def create_app(
     * ``extra_routes``: further Starlette routes served after the endpoints and the login page
       (``authward serve`` adds its demo callback page here).
     * ``max_body_bytes``: larger request bodies are refused with 413 ``invalid_request``.
+    * ``logout_dispatcher``: runs back-channel logout deliveries of the end-session endpoint
+      (served while ``features.end_session`` is on) in the background; pass one to await them
+      with ``drain()``. Pending deliveries finish when the app shuts down.
     """
     listed = endpoint_routes(server) if endpoints is None else list(endpoints)
     pages = Pages(server, login=login_page, max_body_bytes=max_body_bytes)
@@ -167,6 +173,12 @@ def create_app(
             run = endpoint(server, item.handler, max_body_bytes=max_body_bytes)  # type: ignore[arg-type]
         routes.append(Route(item.path, run, methods=list(item.methods)))
     routes.extend(pages.routes())
+    resources = list(lifespan_resources)
+    if server.settings.features.end_session:  # RP-Initiated + Back-Channel Logout
+        logout = LogoutPages(server, pages, dispatcher=logout_dispatcher,
+                             max_body_bytes=max_body_bytes)
+        routes.extend(logout.routes())
+        resources.append(logout.dispatcher)  # closed first: pending deliveries finish
     routes.extend(extra_routes)
 
     @contextlib.asynccontextmanager
@@ -174,7 +186,7 @@ def create_app(
         try:
             yield
         finally:
-            await close_resources(lifespan_resources)
+            await close_resources(resources)
 
     return Starlette(
         routes=routes,

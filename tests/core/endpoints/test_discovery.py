@@ -82,8 +82,7 @@ async def test_issue5_features_are_never_advertised_yet(db: Db) -> None:
     body = discovery.metadata(kit.build(db).server)
     assert kit.build(db).server.settings.features.device_authorization_grant is True
     for absent in (
-        "device_authorization_endpoint", "end_session_endpoint",
-        "backchannel_logout_supported", "client_id_metadata_document_supported",
+        "device_authorization_endpoint", "client_id_metadata_document_supported",
     ):
         assert absent not in body
     assert "urn:ietf:params:oauth:grant-type:device_code" not in body["grant_types_supported"]

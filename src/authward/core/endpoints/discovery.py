@@ -1,7 +1,8 @@
 """The authorization server metadata document, listing only what this server has enabled.
 
 Spec: RFC 8414 §2 (metadata), §3 (served as JSON at a well-known URI); OpenID Connect
-Discovery 1.0 §3 (provider metadata), §4; RFC 9126 §5 (PAR metadata); RFC 9207 §3
+Discovery 1.0 §3 (provider metadata), §4; OIDC RP-Initiated Logout 1.0 §2.1 and Back-Channel
+Logout 1.0 §2.1 (logout metadata); RFC 9126 §5 (PAR metadata); RFC 9207 §3
 (``authorization_response_iss_parameter_supported``); RFC 9449 §5.1
 (``dpop_signing_alg_values_supported``); RFC 7636 §4.2 (S256 only, as OAuth 2.1 requires).
 
@@ -56,6 +57,9 @@ class ServerMetadata(TypedDict):
     token_endpoint: str
     jwks_uri: str
     userinfo_endpoint: NotRequired[str]
+    end_session_endpoint: NotRequired[str]
+    backchannel_logout_supported: NotRequired[bool]
+    backchannel_logout_session_supported: NotRequired[bool]
     revocation_endpoint: NotRequired[str]
     revocation_endpoint_auth_methods_supported: NotRequired[list[AuthMethod]]
     introspection_endpoint: NotRequired[str]
@@ -112,6 +116,12 @@ def metadata(server: AuthorizationServer) -> ServerMetadata:
     }
     if features.userinfo:
         body["userinfo_endpoint"] = server.url(paths.userinfo)
+    if features.end_session:
+        # RP-Initiated Logout 1.0 §2.1; Back-Channel Logout 1.0 §2.1 (every token has sid).
+        body["end_session_endpoint"] = server.url(paths.end_session)
+        if settings.logout.enabled:
+            body["backchannel_logout_supported"] = True
+            body["backchannel_logout_session_supported"] = True
     if features.revocation:
         body["revocation_endpoint"] = server.url(paths.revocation)
         body["revocation_endpoint_auth_methods_supported"] = list(_AUTH_METHODS)
