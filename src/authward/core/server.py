@@ -11,6 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from authward.core.client_auth import AssertionPolicy, ClientAuthenticator
+from authward.core.client_metadata import (
+    BASIC_REALM,
+    ClientMetadataRegistry,
+    ClientMetadataResolver,
+)
 from authward.core.clock import Clock, SystemClock
 from authward.core.config import Settings
 from authward.core.dpop import DPoPVerifier
@@ -110,10 +115,37 @@ class AuthorizationServer:
         """The longest lifetime of a signed artefact (access token; ID tokens share it)."""
         return self.settings.access_token_ttl
 
+    @property
+    def clients(self) -> ClientRegistry:
+        """The client registry the authorization endpoint uses: the host's registry, with Client
+        ID Metadata Document URLs resolved in front of it when that feature is enabled (an
+        unusable document is a direct ``invalid_client``)."""
+        return self._client_registry(basic_realm=None)
+
+    def _client_registry(self, *, basic_realm: str | None) -> ClientRegistry:
+        if not self.settings.client_id_metadata.enabled:
+            return self.policy.clients
+        resolver = ClientMetadataResolver(
+            self.settings.client_id_metadata,
+            cache=self.stores.client_metadata,
+            fetcher=self.fetcher,
+            clock=self.clock,
+        )
+        return ClientMetadataRegistry(
+            resolver,
+            self.policy.clients,
+            events=self.policy.events,
+            clock=self.clock,
+            basic_realm=basic_realm,
+        )
+
     def client_authenticator(self) -> ClientAuthenticator:
-        """A client authenticator for the token, PAR, revocation and introspection endpoints."""
+        """A client authenticator for the token, PAR, revocation and introspection endpoints.
+
+        CIMD clients are resolved as in ``clients``; an unusable document is ``invalid_client``
+        401 with a ``Basic`` challenge (RFC 6749 §5.2, RFC 9110 §15.5.2)."""
         return ClientAuthenticator(
-            registry=self.policy.clients,
+            registry=self._client_registry(basic_realm=BASIC_REALM),
             replay=self.stores.replay,
             policy=AssertionPolicy(
                 issuer=self.issuer, token_endpoint=self.url(self.paths.token)

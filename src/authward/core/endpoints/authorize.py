@@ -145,7 +145,7 @@ async def handle(server: AuthorizationServer, request: Request) -> Response | Co
 async def _handle(server: AuthorizationServer, request: Request) -> Response | ConsentPrompt:
     front = _front_channel(request)
     resolved = await _resolve_pushed(server, front)
-    target = await resolve_target(resolved.params, server.policy.clients)
+    target = await resolve_target(resolved.params, server.clients)
     try:
         authz = validate(resolved.params, target)
     except OAuthError as error:

@@ -65,6 +65,7 @@ class ServerMetadata(TypedDict):
     introspection_endpoint: NotRequired[str]
     introspection_endpoint_auth_methods_supported: NotRequired[list[AuthMethod]]
     pushed_authorization_request_endpoint: NotRequired[str]
+    device_authorization_endpoint: NotRequired[str]
     require_pushed_authorization_requests: NotRequired[bool]
     scopes_supported: list[str]
     response_types_supported: list[str]
@@ -80,6 +81,7 @@ class ServerMetadata(TypedDict):
     claims_parameter_supported: bool
     request_parameter_supported: bool
     request_uri_parameter_supported: bool
+    client_id_metadata_document_supported: NotRequired[bool]
 
 
 def metadata(server: AuthorizationServer) -> ServerMetadata:
@@ -90,6 +92,8 @@ def metadata(server: AuthorizationServer) -> ServerMetadata:
         grants.append("refresh_token")
     if features.client_credentials_grant:
         grants.append("client_credentials")
+    if features.device_authorization_grant:
+        grants.append(DEVICE_CODE_GRANT_TYPE)
     scopes = ["openid"]
     if features.refresh_token_grant:
         scopes.append("offline_access")
@@ -135,8 +139,14 @@ def metadata(server: AuthorizationServer) -> ServerMetadata:
         body["require_pushed_authorization_requests"] = (
             settings.require_pushed_authorization_requests
         )
+    if features.device_authorization_grant:
+        # RFC 8628 §4: the device authorization endpoint.
+        body["device_authorization_endpoint"] = server.url(paths.device_authorization)
     if features.dpop:
         body["dpop_signing_alg_values_supported"] = list(settings.dpop_algs)
+    if settings.client_id_metadata.enabled:
+        # draft-ietf-oauth-client-id-metadata-document §5: URL client ids are accepted.
+        body["client_id_metadata_document_supported"] = True
     return body
 
 

@@ -91,7 +91,7 @@ async def _push(server: AuthorizationServer, request: Request) -> Response:
         raise InvalidRequestError("client_id differs from the authenticated client")
     kept = ((k, v) for k, v in form if k not in _NOT_STORED and k != "client_id")
     params = MultiDict((("client_id", client_id), *kept))
-    target = await resolve_target(params, server.policy.clients)
+    target = await resolve_target(params, server.clients)
     authz = validate(params, target)
 
     dpop_jkt = authz.dpop_jkt
