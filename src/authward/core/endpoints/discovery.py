@@ -65,7 +65,6 @@ class ServerMetadata(TypedDict):
     introspection_endpoint: NotRequired[str]
     introspection_endpoint_auth_methods_supported: NotRequired[list[AuthMethod]]
     pushed_authorization_request_endpoint: NotRequired[str]
-    device_authorization_endpoint: NotRequired[str]
     require_pushed_authorization_requests: NotRequired[bool]
     scopes_supported: list[str]
     response_types_supported: list[str]
@@ -92,8 +91,6 @@ def metadata(server: AuthorizationServer) -> ServerMetadata:
         grants.append("refresh_token")
     if features.client_credentials_grant:
         grants.append("client_credentials")
-    if features.device_authorization_grant:
-        grants.append(DEVICE_CODE_GRANT_TYPE)
     scopes = ["openid"]
     if features.refresh_token_grant:
         scopes.append("offline_access")
@@ -139,9 +136,6 @@ def metadata(server: AuthorizationServer) -> ServerMetadata:
         body["require_pushed_authorization_requests"] = (
             settings.require_pushed_authorization_requests
         )
-    if features.device_authorization_grant:
-        # RFC 8628 §4: the device authorization endpoint.
-        body["device_authorization_endpoint"] = server.url(paths.device_authorization)
     if features.dpop:
         body["dpop_signing_alg_values_supported"] = list(settings.dpop_algs)
     if settings.client_id_metadata.enabled:
