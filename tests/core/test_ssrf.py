@@ -10,6 +10,7 @@ be observed, and a real TLS server to show SNI and the certificate check stay on
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Sequence
 
 import httpx
@@ -27,6 +28,7 @@ from authward.core.ssrf import (
     TransportFailure,
     UnexpectedStatus,
     Unresolvable,
+    default_tls,
     is_blocked,
     screen,
 )
@@ -557,3 +559,10 @@ async def test_with_loopback_admits_http_to_loopback_only_and_false_keeps_the_gu
     private = GuardedFetcher(resolver=FakeResolver(["10.0.0.5"])).with_loopback(True)
     outcome = await private.get_json("http://app.test/doc", max_bytes=CAP, timeout_seconds=TIMEOUT)
     assert isinstance(outcome, InvalidUrl | BlockedIp)
+
+
+def test_default_tls_context_is_built_once_and_verifies() -> None:
+    context = default_tls()
+    assert default_tls() is context
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname is True
