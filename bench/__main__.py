@@ -1,4 +1,6 @@
-"""Run the store benchmarks: ``python -m bench [--iterations N] [--engines sqlite,postgresql]``."""
+"""Run the benchmarks: ``python -m bench [--iterations N] [--engines sqlite,postgresql]
+[--flow-rounds N]``: the store operations on each engine, then the flow figures (logout
+fan-out) on SQLite."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import argparse
 import asyncio
 import os
 
-from bench.stores import main
+from bench import flows, stores
 
 parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
 parser.add_argument("--iterations", type=int, default=300, help="operations per measurement")
@@ -16,5 +18,7 @@ parser.add_argument(
     default=os.environ.get("AUTHWARD_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"),
     help="PostgreSQL URL (default: $AUTHWARD_TEST_PG_URL or the local test database)",
 )
+parser.add_argument("--flow-rounds", type=int, default=20, help="rounds per flow figure")
 args = parser.parse_args()
-asyncio.run(main(args.iterations, tuple(args.engines.split(",")), args.pg_url))
+asyncio.run(stores.main(args.iterations, tuple(args.engines.split(",")), args.pg_url))
+asyncio.run(flows.main(args.flow_rounds))
