@@ -159,11 +159,21 @@ class DeviceAuthorizationSettings:
     code_ttl_seconds: int = 600
     poll_interval_seconds: int = 5
     user_code_length: int = 8
+    #: RFC 8628 §5.1: wrong user codes one signed-in user may enter per window, then the
+    #: verification page refuses (429) until the window ends.
+    max_failed_user_codes: int = 5
+    failed_user_code_window_seconds: int = 900
 
     def __post_init__(self) -> None:
         _int(f"{self.section}.code_ttl_seconds", self.code_ttl_seconds, minimum=1)
         _int(f"{self.section}.poll_interval_seconds", self.poll_interval_seconds, minimum=1)
         _int(f"{self.section}.user_code_length", self.user_code_length, minimum=6)
+        _int(f"{self.section}.max_failed_user_codes", self.max_failed_user_codes, minimum=1)
+        _int(
+            f"{self.section}.failed_user_code_window_seconds",
+            self.failed_user_code_window_seconds,
+            minimum=1,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,8 @@ async def test_metadata_lists_every_enabled_endpoint_under_the_issuer(db: Db) ->
     assert body["pushed_authorization_request_endpoint"] == kit.ISSUER + "/par"
     assert body["require_pushed_authorization_requests"] is False
     assert body["grant_types_supported"] == [
-        "authorization_code", "refresh_token", "client_credentials"
+        "authorization_code", "refresh_token", "client_credentials",
+        "urn:ietf:params:oauth:grant-type:device_code",
     ]
     assert body["scopes_supported"] == ["openid", "offline_access"]
     assert body["dpop_signing_alg_values_supported"] == ["ES256", "EdDSA", "PS256", "RS256"]
@@ -59,6 +60,7 @@ async def test_disabled_features_are_not_advertised(db: Db) -> None:
     features = FeatureSettings(
         refresh_token_grant=False,
         client_credentials_grant=False,
+        device_authorization_grant=False,
         pushed_authorization_requests=False,
         dpop=False,
         introspection=False,
@@ -81,11 +83,8 @@ async def test_issue5_features_are_never_advertised_yet(db: Db) -> None:
     """Device, logout and CIMD are not implemented: no fields even when switched on."""
     body = discovery.metadata(kit.build(db).server)
     assert kit.build(db).server.settings.features.device_authorization_grant is True
-    for absent in (
-        "device_authorization_endpoint", "client_id_metadata_document_supported",
-    ):
+    for absent in ("client_id_metadata_document_supported",):
         assert absent not in body
-    assert "urn:ietf:params:oauth:grant-type:device_code" not in body["grant_types_supported"]
 
 
 async def test_required_par_is_advertised(db: Db) -> None:
@@ -99,3 +98,16 @@ async def test_metadata_is_publicly_cacheable(db: Db) -> None:
     response = await discovery.handle(kit.build(db).server, kit.get(kit.ISSUER + "/x"))
     assert response.headers.get("cache-control") == f"public, max-age={discovery.CACHE_SECONDS}"
     assert "no-store" not in (response.headers.get("cache-control") or "")
+
+
+async def test_the_device_grant_is_advertised_while_its_feature_is_on(db: Db) -> None:
+    """RFC 8628 §4: device_authorization_endpoint and the device_code grant type, only when
+    features.device_authorization_grant is on."""
+    device = "urn:ietf:params:oauth:grant-type:device_code"
+    body = discovery.metadata(kit.build(db).server)
+    assert body["device_authorization_endpoint"] == kit.ISSUER + "/device_authorization"
+    assert device in body["grant_types_supported"]
+    off = FeatureSettings(device_authorization_grant=False)
+    body = discovery.metadata(kit.build(db, features=off).server)
+    assert "device_authorization_endpoint" not in body
+    assert device not in body["grant_types_supported"]

@@ -4,7 +4,8 @@ Spec: RFC 8414 §2 (metadata), §3 (served as JSON at a well-known URI); OpenID 
 Discovery 1.0 §3 (provider metadata), §4; OIDC RP-Initiated Logout 1.0 §2.1 and Back-Channel
 Logout 1.0 §2.1 (logout metadata); RFC 9126 §5 (PAR metadata); RFC 9207 §3
 (``authorization_response_iss_parameter_supported``); RFC 9449 §5.1
-(``dpop_signing_alg_values_supported``); RFC 7636 §4.2 (S256 only, as OAuth 2.1 requires).
+(``dpop_signing_alg_values_supported``); RFC 7636 §4.2 (S256 only, as OAuth 2.1 requires);
+RFC 8628 §4 (``device_authorization_endpoint``).
 
 The same document answers at ``/.well-known/openid-configuration`` and
 ``/.well-known/oauth-authorization-server`` relative to the issuer (the app's mount point).
@@ -19,9 +20,10 @@ Deliberate choices:
   ``request_parameter_supported``/``claims_parameter_supported`` are false.
 * ``scopes_supported`` lists only what every deployment supports (``openid``, plus
   ``offline_access`` with the refresh grant); RFC 8414 §2 lets a server leave scopes out.
-* The device authorization grant, RP-initiated/back-channel logout and client ID metadata
-  documents are not implemented yet (issue 5): none of their fields is advertised, even when
-  the settings switch those features on.
+* RP-initiated/back-channel logout and client ID metadata documents are not implemented yet
+  (issue 5): none of their fields is advertised, even when the settings switch those features
+  on. The device authorization grant is advertised while ``features.device_authorization_grant``
+  is on.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from __future__ import annotations
 from typing import Final, Literal, NotRequired, TypedDict
 
 from authward.core.client_auth import AssertionPolicy
+from authward.core.grants.device_code import GRANT_TYPE as DEVICE_CODE_GRANT_TYPE
 from authward.core.http import Request, Response, json_response
 from authward.core.server import AuthorizationServer
 
@@ -65,6 +68,7 @@ class ServerMetadata(TypedDict):
     introspection_endpoint: NotRequired[str]
     introspection_endpoint_auth_methods_supported: NotRequired[list[AuthMethod]]
     pushed_authorization_request_endpoint: NotRequired[str]
+    device_authorization_endpoint: NotRequired[str]
     require_pushed_authorization_requests: NotRequired[bool]
     scopes_supported: list[str]
     response_types_supported: list[str]
@@ -91,6 +95,8 @@ def metadata(server: AuthorizationServer) -> ServerMetadata:
         grants.append("refresh_token")
     if features.client_credentials_grant:
         grants.append("client_credentials")
+    if features.device_authorization_grant:
+        grants.append(DEVICE_CODE_GRANT_TYPE)
     scopes = ["openid"]
     if features.refresh_token_grant:
         scopes.append("offline_access")
@@ -136,6 +142,9 @@ def metadata(server: AuthorizationServer) -> ServerMetadata:
         body["require_pushed_authorization_requests"] = (
             settings.require_pushed_authorization_requests
         )
+    if features.device_authorization_grant:
+        # RFC 8628 §4: the device authorization endpoint.
+        body["device_authorization_endpoint"] = server.url(paths.device_authorization)
     if features.dpop:
         body["dpop_signing_alg_values_supported"] = list(settings.dpop_algs)
     if settings.client_id_metadata.enabled:

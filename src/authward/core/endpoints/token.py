@@ -3,14 +3,15 @@
 Spec: RFC 6749 §3.2 (POST, form-encoded, no repeated parameters), §5.1/§5.2 (responses,
 ``Cache-Control: no-store``, ``Pragma: no-cache``), §2.3 and §3.2.1 (client authentication);
 RFC 9449 §5, §8 (DPoP proofs and nonces at the token endpoint), RFC 7591 / RFC 9449 §5.2
-(``dpop_bound_access_tokens``); authward spec/stores.md §3.1, §3.2.7, §3.5, §3.6.
+(``dpop_bound_access_tokens``); RFC 8628 §3.4-§3.5 (the device_code grant); authward
+spec/stores.md §3.1, §3.2.7, §3.3, §3.5, §3.6.
 
 Order of checks (the first failure answers; nothing is written before the DPoP step):
 
 1. ``POST`` only, else ``invalid_request`` (the ASGI routing answers 405 before this);
 2. ``Content-Type: application/x-www-form-urlencoded``, else ``invalid_request``;
 3. no parameter repeats (``resource`` may, RFC 8707 §2), else ``invalid_request``;
-4. ``grant_type`` present, else ``invalid_request``; one of the three grants and enabled in
+4. ``grant_type`` present, else ``invalid_request``; one of the four grants and enabled in
    ``settings.features``, else ``unsupported_grant_type``;
 5. the DPoP proof, if sent (and ``features.dpop`` is on): ``invalid_dpop_proof``, or
    ``use_dpop_nonce`` with a fresh ``DPoP-Nonce`` header when nonces are required;
@@ -39,7 +40,12 @@ from authward.core.errors import (
     UnauthorizedClientError,
     UnsupportedGrantTypeError,
 )
-from authward.core.grants import authorization_code, client_credentials, refresh_token
+from authward.core.grants import (
+    authorization_code,
+    client_credentials,
+    device_code,
+    refresh_token,
+)
 from authward.core.grants.issuance import GrantResult, TokenRequest, TokenResponse
 from authward.core.http import Request, Response, error_response, json_response
 from authward.core.policy import Event
@@ -59,6 +65,7 @@ _GRANTS: Final[Mapping[str, Grant]] = MappingProxyType(
         authorization_code.GRANT_TYPE: authorization_code.redeem,
         refresh_token.GRANT_TYPE: refresh_token.refresh,
         client_credentials.GRANT_TYPE: client_credentials.grant,
+        device_code.GRANT_TYPE: device_code.redeem,
     }
 )
 #: Parameters that may legitimately repeat (RFC 8707 §2: several resource indicators).
@@ -164,6 +171,7 @@ def _check_request(server: AuthorizationServer, request: Request) -> str:
         authorization_code.GRANT_TYPE: True,
         refresh_token.GRANT_TYPE: features.refresh_token_grant,
         client_credentials.GRANT_TYPE: features.client_credentials_grant,
+        device_code.GRANT_TYPE: features.device_authorization_grant,
     }
     if not enabled.get(grant_type, False):
         raise UnsupportedGrantTypeError(
