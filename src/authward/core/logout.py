@@ -300,7 +300,8 @@ async def deliver_logout_tokens(
     ``settings.logout.delivery_timeout_seconds`` and all of them together by the same overall
     deadline: whatever has not answered by then is cancelled and reported as ``deadline``. The
     URI is screened again (:func:`screen_logout_uri`) before anything is sent. Each outcome is
-    emitted as ``logout.delivered`` / ``logout.delivery_failed``. Never raises for a receiver.
+    emitted as ``logout.delivered`` / ``logout.delivery_failed`` as soon as it is known (a slow
+    receiver does not hold back the others' events). Never raises for a receiver.
     """
     settings = server.settings
     timeout = settings.logout.delivery_timeout_seconds
@@ -309,6 +310,11 @@ async def deliver_logout_tokens(
     gate = asyncio.Semaphore(DELIVERY_CONCURRENCY)
 
     async def one(target: LogoutTarget) -> DeliveryOutcome:
+        outcome = await attempt(target)
+        await _report(server, outcome)  # as soon as it is known
+        return outcome
+
+    async def attempt(target: LogoutTarget) -> DeliveryOutcome:
         refusal = screen_logout_uri(
             target.backchannel_logout_uri, allow_loopback=settings.logout.allow_loopback
         )
@@ -341,16 +347,15 @@ async def deliver_logout_tokens(
         await asyncio.gather(*pending, return_exceptions=True)
     outcomes: list[DeliveryOutcome] = []
     for target, task in zip(targets, tasks, strict=True):
-        if task.cancelled():
-            outcomes.append(DeliveryOutcome(target.client_id, False, "deadline"))
-        elif (error := task.exception()) is not None:
-            _LOG.warning("delivering a logout token to %s failed: %s",
-                         target.client_id, type(error).__name__)
-            outcomes.append(DeliveryOutcome(target.client_id, False, type(error).__name__))
-        else:
+        if not task.cancelled() and task.exception() is None:
             outcomes.append(task.result())
-    for outcome in outcomes:
-        await _report(server, outcome)
+            continue
+        if task.cancelled():
+            late = DeliveryOutcome(target.client_id, False, "deadline")
+        else:
+            late = DeliveryOutcome(target.client_id, False, type(task.exception()).__name__)
+        await _report(server, late)
+        outcomes.append(late)
     return tuple(outcomes)
 
 
