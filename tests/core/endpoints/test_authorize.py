@@ -9,8 +9,10 @@ from __future__ import annotations
 import pytest
 
 from authward.core.endpoints import authorize
-from authward.core.endpoints.authorize import LOGIN_STARTED_PARAM
+from authward.core.endpoints.authorize import LOGIN_STARTED_PARAM, login_marker
 from authward.core.http import Request
+from authward.core.jose import sign_jwt, verify_jwt
+from authward.core.keys import KeySet
 from authward.stores.digest import digest
 from tests.core.endpoints.authorize_flow import (
     NONCE,
@@ -257,7 +259,11 @@ async def test_prompt_login_forces_a_new_login_then_completes(db: Db) -> None:
     assert res.location is not None
     assert res.location.startswith(LOGIN_URL)
     return_to = query_of(res.location)["return_to"]
-    assert query_of(return_to)[LOGIN_STARTED_PARAM] == str(int(kit.clock.now()))
+    marker = query_of(return_to)[LOGIN_STARTED_PARAM]
+    verified = verify_jwt(marker, kit.server.keys.verification_keys(
+        now=kit.clock.now(), max_token_lifetime=3600), algorithms=("RS256", "ES256"))
+    assert verified.header["typ"] == "authward-login-marker"
+    assert verified.claims["iat"] == int(kit.clock.now())
     # Coming back without having signed in again: still sent to login.
     again = await authorize.handle(kit.server, Request.build("GET", return_to, headers=[cookie]))
     assert response(again).location is not None
@@ -273,11 +279,52 @@ async def test_prompt_login_forces_a_new_login_then_completes(db: Db) -> None:
 async def test_prompt_login_marker_from_long_ago_is_not_honoured(db: Db) -> None:
     kit = build(db)
     cookie = signed_in(kit, ago=5)
-    long_ago = str(int(kit.clock.now()) - 3600)
+    long_ago = login_marker(kit.server, kit.clock.now() - 3600)
     pairs = [*request_params(prompt="login"), (LOGIN_STARTED_PARAM, long_ago)]
     res = response(await authorize_get(kit, pairs, cookie=cookie))
     assert res.location is not None
     assert res.location.startswith(LOGIN_URL)
+
+
+def forged_marker(kit: Kit, iat: float, *, typ: str = "authward-login-marker",
+                  keys: KeySet | None = None, issuer: str = ISSUER) -> str:
+    key = (keys or kit.server.keys).signing_key("RS256")
+    return sign_jwt(key, {"iss": issuer, "iat": int(iat), "exp": int(iat) + 600},
+                    header={"typ": typ})
+
+
+@pytest.mark.parametrize("kind", ["unsigned", "foreign key", "other typ", "other issuer",
+                                  "two markers"])
+async def test_prompt_login_marker_cannot_be_forged_to_skip_the_login(db: Db, kind: str) -> None:
+    """A user agent holding a session from before the forced login cannot pass it off as
+    fresh by writing its own marker (the old unsigned timestamp allowed exactly that)."""
+    kit = build(db)
+    cookie = signed_in(kit, ago=30)
+    before_login = kit.clock.now() - 60
+    markers = {
+        "unsigned": [str(int(before_login))],
+        "foreign key": [forged_marker(kit, before_login,
+                                      keys=KeySet.generate(("RS256",), now=kit.clock.now()))],
+        "other typ": [forged_marker(kit, before_login, typ="JWT")],
+        "other issuer": [forged_marker(kit, before_login, issuer="https://other.example")],
+        "two markers": [login_marker(kit.server, before_login)] * 2,
+    }[kind]
+    pairs = [*request_params(prompt="login"), *((LOGIN_STARTED_PARAM, m) for m in markers)]
+    res = response(await authorize_get(kit, pairs, cookie=cookie))
+    assert res.location is not None
+    if kind == "two markers":  # a repeated parameter is refused outright (RFC 6749 §3.1)
+        assert query_of(res.location)["error"] == "invalid_request"
+    else:
+        assert res.location.startswith(LOGIN_URL)
+    assert "code" not in query_of(res.location)
+
+
+async def test_prompt_login_honours_a_genuine_marker_older_than_the_session(db: Db) -> None:
+    kit = build(db)
+    cookie = signed_in(kit, ago=30)
+    marker = login_marker(kit.server, kit.clock.now() - 60)
+    pairs = [*request_params(prompt="login"), (LOGIN_STARTED_PARAM, marker)]
+    assert "code" in redirect_query(await authorize_get(kit, pairs, cookie=cookie))
 
 
 async def test_scope_policy_granting_nothing_is_invalid_scope(db: Db) -> None:

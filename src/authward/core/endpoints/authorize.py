@@ -60,6 +60,7 @@ from authward.core.http import (
     error_response,
     redirect_response,
 )
+from authward.core.jose import JoseError, sign_jwt, validate_claims, verify_jwt
 from authward.core.policy import Authentication, Event
 from authward.core.redirects import append_params
 from authward.core.server import AuthorizationServer
@@ -75,10 +76,14 @@ __all__ = [
 
 #: Lifetime of a consent grant: the time a user has to answer the consent page.
 CONSENT_TTL_SECONDS: Final = 600
-#: Added to a ``return_to`` when ``prompt=login`` forces a login: the login that follows must
-#: be at least this recent. Unsigned, so it is honoured only within ``_LOGIN_WINDOW_SECONDS``.
+#: Added to a ``return_to`` when ``prompt=login`` forces a login: a JWT signed with the
+#: server's ID-token key whose ``iat`` is when the login was asked for; the login that follows
+#: must be at least that recent. Signed, so a user agent cannot move it back in time to pass
+#: an older session off as fresh; honoured for ``_LOGIN_WINDOW_SECONDS``.
 LOGIN_STARTED_PARAM: Final = "login_started_at"
+LOGIN_MARKER_TYPE: Final = "authward-login-marker"
 _LOGIN_WINDOW_SECONDS: Final = 600
+_MAX_MARKER_LENGTH: Final = 2_048
 #: Parameters of the consent page's POST that belong to the interaction, not the request.
 _INTERACTION_PARAMS: Final = frozenset({"consent_token", "decision", LOGIN_STARTED_PARAM})
 _FORM_TYPE: Final = "application/x-www-form-urlencoded"
@@ -213,7 +218,7 @@ async def _authorize(
     now = server.clock.now()
 
     authn = await server.policy.login.authenticated(request)
-    if _login_needed(authz, authn, resolved.front, now):
+    if _login_needed(server, authz, authn, resolved.front, now):
         if "none" in authz.prompt:
             raise LoginRequiredError("the end-user is not signed in")
         return_to = _return_to(server, resolved, authz, now)
@@ -281,27 +286,45 @@ async def _authorize(
 
 
 def _login_needed(
-    authz: AuthorizationRequest, authn: Authentication | None, front: MultiDict, now: float
+    server: AuthorizationServer,
+    authz: AuthorizationRequest,
+    authn: Authentication | None,
+    front: MultiDict,
+    now: float,
 ) -> bool:
     if authn is None:
         return True
     if authz.max_age is not None and authn.auth_time + authz.max_age < now:
         return True
     if "login" in authz.prompt:
-        started = _login_started(front, now)
+        started = _login_started(server, front, now)
         return started is None or authn.auth_time < started
     return False
 
 
-def _login_started(front: MultiDict, now: float) -> int | None:
-    """The ``login_started_at`` marker, if present, well-formed and recent enough."""
+def login_marker(server: AuthorizationServer, now: float) -> str:
+    """A signed ``login_started_at`` marker for a login asked for at ``now``."""
+    key = server.keys.signing_key(server.settings.id_token_signing_alg)
+    claims = {"iss": server.issuer, "iat": int(now), "exp": int(now) + _LOGIN_WINDOW_SECONDS}
+    return sign_jwt(key, claims, header={"typ": LOGIN_MARKER_TYPE})
+
+
+def _login_started(server: AuthorizationServer, front: MultiDict, now: float) -> int | None:
+    """When the login of a ``prompt=login`` detour was asked for: the ``iat`` of a single,
+    validly signed, unexpired marker from this issuer; else ``None`` (log in again)."""
     values = front.get_all(LOGIN_STARTED_PARAM)
-    if len(values) != 1 or not values[0].isdigit() or len(values[0]) > 12:
+    if len(values) != 1 or len(values[0]) > _MAX_MARKER_LENGTH:
         return None
-    started = int(values[0])
-    if not now - _LOGIN_WINDOW_SECONDS <= started <= now:
+    keys = server.keys.verification_keys(now=now, max_token_lifetime=server.max_token_lifetime)
+    try:
+        verified = verify_jwt(values[0], keys, algorithms=server.keys.algorithms)
+        if verified.header.get("typ") != LOGIN_MARKER_TYPE:
+            return None
+        validate_claims(verified.claims, now=now, issuer=server.issuer, required=("exp", "iat"))
+    except JoseError:
         return None
-    return started
+    started = verified.claims["iat"]
+    return started if isinstance(started, int) and started <= now else None
 
 
 def _resume_fields(
@@ -332,7 +355,7 @@ def _return_to(
 ) -> str:
     fields = list(_resume_fields(resolved, keep_login_marker=False))
     if "login" in authz.prompt:
-        fields.append((LOGIN_STARTED_PARAM, str(int(now))))
+        fields.append((LOGIN_STARTED_PARAM, login_marker(server, now)))
     return server.url(server.paths.authorization) + "?" + urlencode(fields)
 
 
