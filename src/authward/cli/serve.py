@@ -13,7 +13,8 @@ password are random, printed ONCE when the file is created, and stored only as a
 later starts reuse the files and cannot print them again (delete the demo file for new ones).
 Demo mode also serves ``/demo/callback``, a page showing the authorization response, so a
 person can finish a code flow in a browser and exchange the code with ``curl``. The demo turns
-on every flow: the public client may use the device authorization grant (RFC 8628); both
+on every flow: the clients may use the device authorization grant (RFC 8628; the banner drives
+it with the confidential client, as a public device client must also send DPoP proofs); both
 clients register ``/demo/signed-out`` as their ``post_logout_redirect_uri`` and the demo
 receiver ``/demo/backchannel-logout`` as their ``backchannel_logout_uri`` (OIDC RP-Initiated and
 Back-Channel Logout; ``[authward.logout] allow_loopback`` lets delivery reach this machine); and
@@ -159,7 +160,8 @@ def _demo_document(issuer: str, client_secret: str, password: str) -> str:
         'token_endpoint_auth_method = "client_secret_basic"',
         f"client_secret_hash = {_toml(hash_secret(client_secret))}",
         f"redirect_uris = [{_toml(callback)}]",
-        'grant_types = ["authorization_code", "refresh_token", "client_credentials"]',
+        'grant_types = ["authorization_code", "refresh_token", "client_credentials", '
+        f'{_toml(DEVICE_CODE_GRANT)}]',
         f"scope = {_toml(DEMO_SCOPE)}",
         *logout_uris,
         "",
@@ -284,11 +286,11 @@ def _demo_banner(issuer: str, port: int, demo: DemoFile) -> list[str]:
         )
         + "&id_token_hint=ID_TOKEN",
         "Device flow (RFC 8628): start it as the device, open the verification_uri_complete "
-        "it returns, approve, then poll:",
-        f"  curl -s {issuer}/device_authorization -d client_id={DEMO_PUBLIC_CLIENT_ID} "
+        "it returns, approve, then poll (a public device client must also send DPoP proofs):",
+        f"  curl -s -u {DEMO_CONFIDENTIAL_CLIENT_ID}:CLIENT_SECRET {issuer}/device_authorization "
         "-d scope=openid",
-        f"  curl -s {issuer}/token -d grant_type={DEVICE_CODE_GRANT} "
-        f"-d client_id={DEMO_PUBLIC_CLIENT_ID} -d device_code=DEVICE_CODE",
+        f"  curl -s -u {DEMO_CONFIDENTIAL_CLIENT_ID}:CLIENT_SECRET {issuer}/token "
+        f"-d grant_type={DEVICE_CODE_GRANT} -d device_code=DEVICE_CODE",
         "Client ID Metadata Documents: use any https URL that serves a client metadata "
         "document (client_id equal to that URL) as the client_id of an authorization request.",
     ]
