@@ -115,6 +115,7 @@ _DEFAULT_PORTS: Final = {"https": 443, "http": 80}
 #: The realm of the ``Basic`` challenge on a 401 at the token and PAR endpoints (the same realm
 #: ``ClientAuthenticator`` uses by default).
 BASIC_REALM: Final = "authward"
+_MAX_DETAIL_CHARS: Final = 200
 
 
 # --- outcomes --------------------------------------------------------------------------------
@@ -524,7 +525,8 @@ def _fetch_refusal(failure: FetchFailure) -> Refused:
     for name in ("ip", "reason", "content_type", "limit", "hostname"):
         value = getattr(failure, name, None)
         if value is not None:
-            detail = f"{name} {value}"
+            # Remote-controlled text (a content type) is cut short before it reaches a log.
+            detail = f"{name} {value}"[:_MAX_DETAIL_CHARS]
             break
     return Refused("fetch", failure.kind, detail=detail)
 
