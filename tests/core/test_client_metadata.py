@@ -764,3 +764,28 @@ async def test_registry_refusals_are_invalid_client_with_the_reason(db: Db) -> N
     assert host.asked == ["https://app.example/"]
     assert events.events[-1].data["reason"] == "no_path"
     assert await cached_rows(db) == []
+
+
+async def test_unreachable_document_is_a_transport_refusal(db: Db) -> None:
+    """A document server that is gone (connection refused) gives ``fetch:transport``."""
+    async with local_server({}) as server:
+        url = url_of(server)
+    outcome = await resolver(db).resolve(url)
+    assert isinstance(outcome, Refused)
+    assert outcome.code == "fetch:transport"
+    assert await cached_rows(db) == []
+
+
+async def test_an_expired_document_is_not_used_when_the_refetch_fails(db: Db) -> None:
+    """Once the freshness window has passed the cached document is not used: a failing
+    re-fetch refuses the client (no stale fallback)."""
+    async with local_server({}) as server:
+        url = url_of(server)
+        server.replies["/client.json"] = json_reply(doc(url), cache="max-age=60")
+        r = resolver(db)
+        assert isinstance(await r.resolve(url), Resolved)
+        db.clock.advance(60)
+        server.replies["/client.json"] = Reply(status=500, body=b"")
+        outcome = await r.resolve(url)
+    assert outcome == Refused("fetch", "status_500", "HTTP 500")
+    assert len(server.seen) == 2
