@@ -32,6 +32,7 @@ from starlette.requests import Request as StarletteRequest
 from starlette.responses import Response as StarletteResponse
 from starlette.routing import BaseRoute, Route
 
+from authward.asgi import device_pages
 from authward.asgi.logout_pages import LogoutPages
 from authward.asgi.pages import LoginPage, Pages
 from authward.asgi.translate import (
@@ -46,6 +47,7 @@ from authward.asgi.translate import (
 )
 from authward.core.endpoints import (
     authorize,
+    device_authorization,
     discovery,
     introspection,
     jwks,
@@ -117,6 +119,10 @@ def endpoint_routes(server: AuthorizationServer) -> list[EndpointRoute]:
         routes.append(EndpointRoute(paths.introspection, ("POST",), introspection.handle))
     if features.userinfo:
         routes.append(EndpointRoute(paths.userinfo, ("GET", "POST"), userinfo.handle))
+    if features.device_authorization_grant:
+        routes.append(
+            EndpointRoute(paths.device_authorization, ("POST",), device_authorization.handle)
+        )
     return routes
 
 
@@ -173,6 +179,8 @@ def create_app(
             run = endpoint(server, item.handler, max_body_bytes=max_body_bytes)  # type: ignore[arg-type]
         routes.append(Route(item.path, run, methods=list(item.methods)))
     routes.extend(pages.routes())
+    if server.settings.features.device_authorization_grant:
+        routes.extend(device_pages.routes(server, pages, max_body_bytes=max_body_bytes))
     resources = list(lifespan_resources)
     if server.settings.features.end_session:  # RP-Initiated + Back-Channel Logout
         logout = LogoutPages(server, pages, dispatcher=logout_dispatcher,
