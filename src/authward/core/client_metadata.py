@@ -126,8 +126,9 @@ class Refused:
     """A CIMD ``client_id`` that cannot be used.
 
     ``kind`` is the spec's error kind; ``reason`` the reason code within it (a grammar or
-    document reason, the fetch failure kind, or the blocked host). ``detail`` adds what only the
-    operator should see (a blocked address, a status code); it never holds a secret.
+    document reason, the fetch failure kind or ``status_<n>``; equal to ``kind`` for
+    ``blocked_host`` and ``invalid_json``). ``detail`` adds what only the operator should see (the
+    blocked host or address, the status, the transport error); it never holds a secret.
     """
 
     kind: RefusalKind
