@@ -789,3 +789,30 @@ async def test_an_expired_document_is_not_used_when_the_refetch_fails(db: Db) ->
         outcome = await r.resolve(url)
     assert outcome == Refused("fetch", "status_500", "HTTP 500")
     assert len(server.seen) == 2
+
+
+async def test_expires_an_hour_ahead_makes_the_second_resolve_a_cache_hit(db: Db) -> None:
+    """CIMD-12: no max-age, ``Expires`` one hour ahead: the second resolve fetches nothing."""
+    async with local_server({}) as server:
+        url = url_of(server)
+        server.replies["/client.json"] = json_reply(
+            doc(url), cache=None, extra=(("Expires", formatdate(T0 + 3_600, usegmt=True)),)
+        )
+        r = resolver(db)
+        first, second = await r.resolve(url), await r.resolve(url)
+    assert isinstance(first, Resolved)
+    assert isinstance(second, Resolved)
+    assert (first.fetched, second.fetched) == (True, False)
+    assert len(server.seen) == 1
+
+
+def test_private_key_jwt_with_a_jwks_uri_becomes_a_confidential_client() -> None:
+    metadata = validate_document(APP, doc(
+        APP, token_endpoint_auth_method="private_key_jwt", jwks_uri="https://app.example/jwks"
+    ))
+    assert isinstance(metadata, dict)
+    client = to_client(metadata, require_same_origin=True)
+    assert client is not None
+    assert client.client_type == "confidential"
+    assert client.jwks_uri == "https://app.example/jwks"
+    assert client.jwks is None
