@@ -23,6 +23,7 @@ class Receiver:
     status: int = 200
     tokens: list[str] = field(default_factory=list)
     connections: int = 0
+    answered: int = 0
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     _gate: asyncio.Event | None = None
 
@@ -71,6 +72,7 @@ async def receiver(*, status: int = 200, held: bool = False) -> AsyncIterator[Re
                 .encode("latin-1")
             )
             await writer.drain()
+            state.answered += 1
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
