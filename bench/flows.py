@@ -1,4 +1,4 @@
-"""Flow benchmarks: back-channel logout fan-out and what the user waits for.
+"""Flow benchmarks: back-channel logout fan-out, what the user waits for, and CIMD caching.
 
 Every figure is a ratio against a baseline measured in the same run, so machine speed cancels:
 
@@ -10,6 +10,9 @@ Every figure is a ratio against a baseline measured in the same run, so machine 
   hand them to the background dispatcher) while one receiver never answers, against one trivial
   write transaction on the same engine. The background delivery itself is also timed, to show it
   ends at the configured deadline and not later.
+* **CIMD resolution, cached vs fetched**: resolving a Client ID Metadata Document client whose
+  document is fresh in the cache, against resolving one that must be fetched (through the SSRF
+  guard from a document server on 127.0.0.1), validated and cached.
 
 Receivers are real HTTP servers on 127.0.0.1 (the demo's development setting
 ``[authward.logout] allow_loopback`` lets delivery reach them). SQLite in a temporary directory;
@@ -54,9 +57,12 @@ class FlowMeasurement:
 
 
 @asynccontextmanager
-async def receiver(delay: float | None) -> AsyncIterator[int]:
-    """A relying party's back-channel endpoint on 127.0.0.1: answers 200 after ``delay``
-    seconds, or never (``None``). Yields its port."""
+async def receiver(
+    delay: float | None, documents: Callable[[int, str], bytes] | None = None
+) -> AsyncIterator[int]:
+    """An HTTP server on 127.0.0.1 answering 200 after ``delay`` seconds, or never (``None``):
+    empty (a relying party's back-channel endpoint), or with the JSON body
+    ``documents(port, path)`` (a CIMD document server). Yields its port."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -70,7 +76,13 @@ async def receiver(delay: float | None) -> AsyncIterator[int]:
             if delay is None:
                 await asyncio.sleep(3600)
             await asyncio.sleep(delay or 0)
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            body = b"" if documents is None else documents(port, head.split(b" ")[1].decode())
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Cache-Control: max-age=3600\r\nConnection: close\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
             await writer.drain()
         except (OSError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass
@@ -100,6 +112,10 @@ refresh_token_rotation_grace_seconds = 0
 enabled = true
 allow_loopback = true
 delivery_timeout_seconds = {DELIVERY_TIMEOUT}
+
+[authward.client_id_metadata]
+enabled = true
+allow_loopback = true
 
 [login]
 cookie_secret = "{"b" * 40}"
@@ -200,6 +216,38 @@ async def _user_wait(
     ]
 
 
+def _document(port: int, path: str) -> bytes:
+    url = f"http://127.0.0.1:{port}{path}"
+    return json.dumps(
+        {
+            "client_id": url,
+            "client_name": "bench",
+            "redirect_uris": [f"http://127.0.0.1:{port}/callback"],
+            "token_endpoint_auth_method": "none",
+        }
+    ).encode()
+
+
+async def _cimd(server: AuthorizationServer, rounds: int) -> FlowMeasurement:
+    registry = server.clients
+    async with receiver(0.0, _document) as port:
+        warm_url = f"http://127.0.0.1:{port}/warm.json"
+        assert await registry.get_client(warm_url) is not None
+
+        async def cached(_: int) -> None:
+            assert await registry.get_client(warm_url) is not None
+
+        async def fetched(i: int) -> None:
+            assert await registry.get_client(f"http://127.0.0.1:{port}/cold-{i}.json") is not None
+
+        base = await _mean_ms(fetched, rounds)
+        mean = await _mean_ms(cached, rounds)
+    return FlowMeasurement(
+        "CIMD client resolved from a fresh cache entry vs fetched, validated and cached",
+        rounds, mean, base, mean / base,
+    )
+
+
 async def main(rounds: int) -> list[FlowMeasurement]:
     """Measure every flow figure on SQLite and print them."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -215,6 +263,7 @@ async def main(rounds: int) -> list[FlowMeasurement]:
                 await _fan_out(built.server, 8, 0.05, rounds),
                 await _fan_out(built.server, 4, 0.05, rounds),
                 *await _user_wait(built.server, built.engine, rounds),
+                await _cimd(built.server, rounds),
             ]
         finally:
             await built.engine.dispose()
