@@ -128,6 +128,8 @@ async def test_signing_out_through_the_confirmation_page(db: Db) -> None:
         assert len(deleted) == 1
         assert "Max-Age=0" in deleted[0]
         assert "HttpOnly" in deleted[0]
+        assert "Secure" in deleted[0]  # an https issuer
+        assert "Path=/" in deleted[0]
         assert any(c.startswith(CSRF_COOKIE + '=""') for c in done.headers.get_list("set-cookie"))
         assert s.client.cookies.get(s.session.cookie_name) is None
         assert await remaining(s, sid) == 0
@@ -194,6 +196,12 @@ async def test_without_a_redirect_uri_the_signed_out_page_is_shown(db: Db) -> No
     assert done.status_code == 200
     assert "You are signed out" in done.text
     assert s.client.cookies.get(s.session.cookie_name) is None
+
+
+async def test_head_is_answered_like_get(db: Db) -> None:
+    s = site(db, ("https://rp-a.example/bc", "https://rp-b.example/bc"))
+    assert (await s.client.head("/end_session")).status_code == 200
+    assert (await s.client.put("/end_session")).status_code == 405
 
 
 async def test_end_session_is_not_routed_when_the_feature_is_off(db: Db) -> None:

@@ -117,7 +117,7 @@ class SignedOut:
 
 
 def _params(request: Request) -> MultiDict:
-    if request.method not in ("GET", "POST"):
+    if request.method not in ("GET", "HEAD", "POST"):
         raise InvalidRequestError("the end-session endpoint answers GET and POST only")
     return request.form if request.method == "POST" else request.query
 
