@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from authward.core.config import FeatureSettings
 from authward.core.endpoints import token
 from authward.core.http import Request
 from tests.core import dpop_proofs
@@ -77,10 +78,14 @@ async def test_malformed_request_is_invalid_request_and_writes_nothing(
 
 async def test_unknown_grant_type_is_unsupported_grant_type(db: Db) -> None:
     kit = build(db)
-    for grant_type in ("password", "urn:ietf:params:oauth:grant-type:device_code", "implicit"):
+    for grant_type in ("password", "urn:ietf:params:oauth:grant-type:jwt-bearer", "implicit"):
         response = await call(kit, [("grant_type", grant_type)])
         assert error_of(response) == (400, "unsupported_grant_type")
     assert set((await row_counts(kit)).values()) == {0}
+    # The device grant (RFC 8628) is unsupported only while its feature is off.
+    off = build(db, features=FeatureSettings(device_authorization_grant=False))
+    device = [("grant_type", "urn:ietf:params:oauth:grant-type:device_code")]
+    assert error_of(await call(off, device)) == (400, "unsupported_grant_type")
 
 
 async def test_grant_type_not_registered_for_the_client_is_unauthorized_client(db: Db) -> None:
