@@ -204,6 +204,13 @@ async def test_dpop_jkt_differing_from_the_proof_is_invalid_request(db: Db) -> N
     assert await device_rows(kit) == []
 
 
+async def test_refusal_event_names_the_authenticated_client(db: Db) -> None:
+    kit = kit_for(db)
+    await start(kit, form=(("scope", "admin"),))
+    event = [e for e in kit.events.events if e.name == "device.authorization_refused"][-1]
+    assert event.data == {"client_id": DEVICE_CLIENT_ID, "error": "invalid_scope"}
+
+
 async def test_malformed_dpop_jkt_is_invalid_request(db: Db) -> None:
     kit = kit_for(db)
     res = await start(kit, form=(("dpop_jkt", "not-a-thumbprint"),))

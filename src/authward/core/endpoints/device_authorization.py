@@ -92,19 +92,19 @@ async def handle(server: AuthorizationServer, request: Request) -> Response:
             json=InvalidRequestError("the device authorization endpoint accepts POST only").body(),
         )
     now = server.clock.now()
-    client_id = ""
+    seen: list[str] = []  # the authenticated client id, once known (for the refusal event)
     try:
-        client, issued, scope = await _authorize_device(server, request, now)
-        client_id = client.client_id
+        client, issued, scope = await _authorize_device(server, request, now, seen)
     except OAuthError as error:
         await server.policy.events.emit(
             Event(
                 "device.authorization_refused",
                 now,
-                {"client_id": client_id, "error": error.error},
+                {"client_id": seen[0] if seen else "", "error": error.error},
             )
         )
         return error_response(error)
+    client_id = client.client_id
     await server.policy.events.emit(
         Event(
             "device.authorization_issued",
@@ -128,7 +128,7 @@ async def handle(server: AuthorizationServer, request: Request) -> Response:
 
 
 async def _authorize_device(
-    server: AuthorizationServer, request: Request, now: float
+    server: AuthorizationServer, request: Request, now: float, seen: list[str]
 ) -> tuple[Client, IssuedDeviceCode, tuple[str, ...]]:
     settings = server.settings
     if not settings.features.device_authorization_grant:
@@ -136,6 +136,7 @@ async def _authorize_device(
     _check_form(request)
     authenticated = await server.client_authenticator().authenticate(request)
     client = authenticated.client
+    seen.append(client.client_id)
     if GRANT_TYPE not in client.grant_types:
         raise UnauthorizedClientError(
             "the client may not use the device authorization grant",
