@@ -20,10 +20,11 @@ Deliberate choices:
   ``request_parameter_supported``/``claims_parameter_supported`` are false.
 * ``scopes_supported`` lists only what every deployment supports (``openid``, plus
   ``offline_access`` with the refresh grant); RFC 8414 §2 lets a server leave scopes out.
-* RP-initiated/back-channel logout and client ID metadata documents are not implemented yet
-  (issue 5): none of their fields is advertised, even when the settings switch those features
-  on. The device authorization grant is advertised while ``features.device_authorization_grant``
-  is on.
+* Optional features are advertised only while switched on: the device authorization grant
+  with ``features.device_authorization_grant``; ``end_session_endpoint`` with
+  ``features.end_session``, plus ``backchannel_logout_supported`` and
+  ``backchannel_logout_session_supported`` when ``logout.enabled`` is true as well;
+  ``client_id_metadata_document_supported`` with ``client_id_metadata.enabled``.
 """
 
 from __future__ import annotations
