@@ -286,6 +286,10 @@ ERRORS: list[tuple[str, Any, str]] = [
      "needs an id_token_hint or a client_id"),
     ("repeated state", lambda s: [("client_id", "rp-a"), ("state", "1"), ("state", "2")],
      "state must not be repeated"),
+    ("over-long state", lambda s: {"client_id": "rp-a", "state": "x" * 8193},
+     "state is too long"),
+    ("repeated hint", lambda s: [("id_token_hint", hint(s)), ("id_token_hint", hint(s))],
+     "id_token_hint must not be repeated"),
 ]
 
 
