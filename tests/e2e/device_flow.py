@@ -21,6 +21,7 @@ from tests.e2e.harness import CHEAP_HASHER, PASSWORD, USERNAME, basic_auth
 GRANT_TYPE: Final = "urn:ietf:params:oauth:grant-type:device_code"
 DEVICE_CLIENT: Final = "e2e-tv"
 DEVICE_SECRET: Final = "e2e-tv-secret-0123456789"
+PUBLIC_DEVICE_CLIENT: Final = "e2e-cli"
 MAX_STEPS: Final = 12
 
 
@@ -34,6 +35,18 @@ def device_client() -> Mapping[str, object]:
         "grant_types": [GRANT_TYPE, "refresh_token"],
         "scope": "openid profile offline_access api",
         "client_name": "E2E Television",
+    }
+
+
+def public_device_client() -> Mapping[str, object]:
+    """The ``[[clients]]`` table of a public device client (it must use DPoP)."""
+    return {
+        "client_id": PUBLIC_DEVICE_CLIENT,
+        "client_type": "public",
+        "token_endpoint_auth_method": "none",
+        "grant_types": [GRANT_TYPE],
+        "scope": "openid api",
+        "client_name": "E2E Command Line",
     }
 
 

@@ -20,14 +20,17 @@ from tests.dbkit import KINDS
 from tests.e2e.device_flow import (
     DEVICE_CLIENT,
     GRANT_TYPE,
+    PUBLIC_DEVICE_CLIENT,
     device_auth,
     device_client,
     enter_code,
     poll,
+    public_device_client,
     sign_in,
     start,
     user_decides,
 )
+from tests.e2e.flows import DPoPKey
 from tests.e2e.harness import (
     SUBJECT,
     WEB_CLIENT,
@@ -57,7 +60,7 @@ def device_deployed(
                 "poll_interval_seconds": BASE_INTERVAL,
             }
         },
-        extra_clients=[device_client()],
+        extra_clients=[device_client(), public_device_client()],
     ) as running:
         yield running
 
@@ -153,6 +156,43 @@ async def test_denial_is_access_denied(device_deployed: Deployment) -> None:
         assert "You denied access" in done.text
         res = await poll(device, body["device_code"])
     assert (res.status_code, res.json()["error"]) == (400, "access_denied")
+
+
+async def test_a_public_client_is_dpop_bound_from_the_device_request_on(
+    device_deployed: Deployment,
+) -> None:
+    """DEV-E2E-06: spec §3.3 / RFC 9449: a public device client must send a DPoP proof; its
+    key is bound to the code; polls without it or with another key are invalid_grant; the
+    right key gets a DPoP-bound token; a replayed proof is invalid_dpop_proof."""
+    issuer = device_deployed.issuer
+    key, other = DPoPKey(), DPoPKey()
+    device_url = device_deployed.url("/device_authorization")
+    token_url = device_deployed.url("/token")
+    form = {"client_id": PUBLIC_DEVICE_CLIENT, "scope": "openid api"}
+    async with http_client(issuer) as device, http_client(issuer) as user:
+        bare = await device.post("/device_authorization", data=form)
+        assert (bare.status_code, bare.json()["error"]) == (400, "invalid_client")
+        proof = key.proof("POST", device_url)
+        started = await device.post("/device_authorization", data=form, headers={"DPoP": proof})
+        assert started.status_code == 200, started.text
+        replayed = await device.post("/device_authorization", data=form, headers={"DPoP": proof})
+        assert (replayed.status_code, replayed.json()["error"]) == (400, "invalid_dpop_proof")
+        body = started.json()
+        done = await user_decides(user, body["verification_uri_complete"], "approve")
+        assert "is now connected" in done.text
+        poll_form = {
+            "grant_type": GRANT_TYPE, "device_code": body["device_code"],
+            "client_id": PUBLIC_DEVICE_CLIENT,
+        }
+        for headers in ({}, {"DPoP": other.proof("POST", token_url)}):
+            res = await device.post("/token", data=poll_form, headers=headers)
+            assert (res.status_code, res.json()["error"]) == (400, "invalid_grant")
+            await asyncio.sleep(BASE_INTERVAL + 0.2)
+        res = await device.post(
+            "/token", data=poll_form, headers={"DPoP": key.proof("POST", token_url)}
+        )
+    assert res.status_code == 200, res.text
+    assert res.json()["token_type"] == "DPoP"
 
 
 async def test_malformed_requests_get_exact_errors(device_deployed: Deployment) -> None:
