@@ -32,7 +32,8 @@ def device_cluster(
         settings={
             "device_authorization": {
                 "code_ttl_seconds": 120,
-                "poll_interval_seconds": 1,
+                # Whole-second stamps: 2 s keeps an immediate second poll too fast.
+                "poll_interval_seconds": 2,
                 "max_failed_user_codes": 2,
             }
         },
@@ -54,16 +55,16 @@ async def test_code_approved_on_a_is_redeemed_by_polling_b(device_cluster: Deplo
         pending = await poll(node_b, body["device_code"])
         assert pending.json()["error"] == "authorization_pending"
         fast = await poll(node_a, body["device_code"])
-        assert (fast.json()["error"], fast.json()["interval"]) == ("slow_down", 6)
+        assert (fast.json()["error"], fast.json()["interval"]) == ("slow_down", 7)
 
         done = await user_decides(user_a, body["verification_uri_complete"], "approve")
         assert "is now connected" in done.text
 
-        await asyncio.sleep(6.2)
+        await asyncio.sleep(7.2)
         tokens = await poll(node_b, body["device_code"])
         assert tokens.status_code == 200, tokens.text
         assert "access_token" in tokens.json()
-        await asyncio.sleep(1.2)
+        await asyncio.sleep(2.2)
         replay = await poll(node_a, body["device_code"])
     assert (replay.status_code, replay.json()["error"]) == (400, "invalid_grant")
 
