@@ -12,7 +12,7 @@ import asyncio
 from typing import Any
 
 from authward.core.clients import Client
-from authward.core.config import FeatureSettings
+from authward.core.config import FeatureSettings, LogoutSettings
 from authward.core.endpoints.device_verification import DeviceApproved, DeviceDenied, decide
 from authward.core.grants.device_code import GRANT_TYPE
 from authward.core.jose import generate_signing_key, jwk_thumbprint
@@ -261,3 +261,37 @@ async def test_concurrent_polls_of_an_approved_code_mint_once(db: Db) -> None:
     results = await asyncio.gather(*(poll(kit, device_code) for _ in range(8)))
     assert sorted(r.status for r in results).count(200) == 1
     assert {error_of(r) for r in results if r.status != 200} <= {"slow_down", "invalid_grant"}
+
+
+async def test_device_id_token_records_the_approving_session_for_back_channel_logout(
+    db: Db,
+) -> None:
+    """Back-Channel Logout 1.0 §2.2, spec §3.4: the device's ID token carries the approving
+    browser session's sid, so that (sid, client) is recorded; a client without a
+    backchannel_logout_uri, or logout switched off, records nothing."""
+    kit = kit_for(db, logout=LogoutSettings(enabled=True))
+    kit.clients.add(
+        Client(
+            "tv-logout", "confidential", "client_secret_basic",
+            grant_types=(GRANT_TYPE,), scope=("openid",),
+            backchannel_logout_uri="https://tv.example/backchannel",
+        ),
+        "tv-logout-secret",
+    )
+    body = await started(kit, form=[("scope", "openid")],
+                         headers=(basic("tv-logout", "tv-logout-secret"),))
+    assert isinstance(await decide(kit.server, ALICE, str(body["user_code"]), "approve"),
+                      DeviceApproved)
+    res = await poll(kit, str(body["device_code"]),
+                     headers=(basic("tv-logout", "tv-logout-secret"),))
+    assert res.status == 200, res.json
+    (row,) = await db.rows(db.tables.logout_sessions)
+    assert (row._mapping["sid"], row._mapping["client_id"], row._mapping["subject"]) == (
+        "sid-a", "tv-logout", "alice"
+    )
+    assert row._mapping["backchannel_logout_uri"] == "https://tv.example/backchannel"
+    # The standard device client registered no back-channel URI: nothing more is recorded.
+    device_code, user_code = await begin(kit, scope="openid")
+    assert isinstance(await decide(kit.server, ALICE, user_code, "approve"), DeviceApproved)
+    assert (await poll(kit, device_code)).status == 200
+    assert len(await db.rows(db.tables.logout_sessions)) == 1

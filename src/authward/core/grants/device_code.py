@@ -45,6 +45,7 @@ from authward.core.errors import (
 from authward.core.grants.issuance import GrantResult, TokenRequest, issue_access_token
 from authward.core.grants.refresh_token import rotation_for
 from authward.core.id_token import mint_id_token
+from authward.core.logout import record_logout_session
 from authward.core.refresh_rotation import IssueRefused
 from authward.stores.digest import digest
 from authward.stores.refresh import RefreshData
@@ -207,6 +208,11 @@ async def _issue_tokens(
             sid=_str_claim(claims.get("sid")),
             extra_claims=user_claims,
         ).token
+        # Back-Channel Logout: the device now holds the approving browser's session (its sid is
+        # in the ID token), so signing out there tells this client too (best effort, §3.4).
+        await record_logout_session(
+            server, client, _str_claim(claims.get("sid")), grant.subject, now
+        )
 
     refresh_token: str | None = None
     family_id: str | None = None
