@@ -8,18 +8,17 @@ explicit POST, granted scope is the host-narrowed scope).
 Transport-free: the caller (the HTML pages of ``authward.asgi.device_pages``) passes the
 signed-in ``Authentication`` and what the user typed, and gets a typed outcome back.
 
-Brute-force limit (RFC 8628 §5.1), kept in the shared replay table so every node enforces the
-same budget (no process memory). Per signed-in subject and fixed window of
-``failed_user_code_window_seconds`` (``window = floor(now / window_seconds)``), under the replay
+Brute-force limit (RFC 8628 §5.1): an :class:`~authward.core.attempt_limits.AttemptLimit`
+kept in the shared replay table so every node enforces the same budget (no process memory). Per
+signed-in subject and fixed window of ``failed_user_code_window_seconds``, under the replay
 namespace ``device_user_code``:
 
-* a well-formed but unknown user code is a failure: it records the first free key of
-  ``F1..FN`` (``N = max_failed_user_codes``). When none is free, the answer is
-  ``TooManyAttempts`` (the page says 429 until the window ends). The call that records ``FN``
-  also claims every ``C`` key below, locking the correct-code path too;
-* a step with a known user code (showing it, approving or denying) records the first free key
-  of ``C1..C{CORRECT_STEPS_PER_WINDOW}``; none free is ``TooManyAttempts`` as well. So once the
-  budget is spent, right and wrong codes get the same answer and guessing learns nothing.
+* a well-formed but unknown user code is a failure (``max_failed_user_codes`` per window).
+  When none is left, the answer is ``TooManyAttempts`` (the page says 429 until the window
+  ends). The last allowed failure also claims every step, locking the correct-code path too;
+* a step with a known user code (showing it, approving or denying) is a step
+  (``CORRECT_STEPS_PER_WINDOW`` per window); none left is ``TooManyAttempts`` as well. So once
+  the budget is spent, right and wrong codes get the same answer and guessing learns nothing.
 
 Only unknown codes are counted as failures; malformed input (wrong length or characters) never
 reaches the store and is not counted. Keys expire with their window.
@@ -30,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 
+from authward.core.attempt_limits import AttemptLimit, AttemptsLeft, AttemptWindow, Locked
 from authward.core.clients import Client
 from authward.core.device_codes import (
     InvalidUserCode,
@@ -45,7 +45,6 @@ from authward.stores.device_codes import (
     Found,
     PendingView,
 )
-from authward.stores.replay import Recorded
 
 if TYPE_CHECKING:
     from authward.core.server import AuthorizationServer
@@ -203,16 +202,16 @@ async def _find(
     if isinstance(code, InvalidUserCode):
         return CodeRefused("malformed")
     found = await server.stores.device_codes.lookup_user_code(code.value, now=now)
-    limiter = _Limiter(server, authn.subject, now)
+    limiter = _limit(server).window(server.stores.replay, authn.subject, now)
     if not isinstance(found, Found):
-        left = await limiter.fail()
-        if left is None:
+        failed = await limiter.fail()
+        if not isinstance(failed, AttemptsLeft):
             return await _locked(server, authn, limiter)
         await server.policy.events.emit(
-            Event("device.user_code_unknown", now, {"subject": authn.subject, "left": left})
+            Event("device.user_code_unknown", now, {"subject": authn.subject, "left": failed.left})
         )
-        return CodeRefused("unknown", attempts_left=left)
-    if not await limiter.step():
+        return CodeRefused("unknown", attempts_left=failed.left)
+    if isinstance(await limiter.step(), Locked):
         return await _locked(server, authn, limiter)
     view = found.view
     if view.status != "pending":
@@ -227,48 +226,20 @@ async def _find(
     return _Usable(view, client, scopes)
 
 
+def _limit(server: AuthorizationServer) -> AttemptLimit:
+    settings = server.settings.device_authorization
+    return AttemptLimit(
+        namespace=USER_CODE_NAMESPACE,
+        max_failures=settings.max_failed_user_codes,
+        window_seconds=settings.failed_user_code_window_seconds,
+        max_steps=CORRECT_STEPS_PER_WINDOW,
+    )
+
+
 async def _locked(
-    server: AuthorizationServer, authn: Authentication, limiter: _Limiter
+    server: AuthorizationServer, authn: Authentication, limiter: AttemptWindow
 ) -> TooManyAttempts:
     await server.policy.events.emit(
         Event("device.user_code_locked", limiter.now, {"subject": authn.subject})
     )
     return TooManyAttempts(limiter.retry_after)
-
-
-class _Limiter:
-    """The per-subject fixed-window counters of the module docstring."""
-
-    def __init__(self, server: AuthorizationServer, subject: str, now: float) -> None:
-        settings = server.settings.device_authorization
-        self._replay = server.stores.replay
-        self._max_failures = settings.max_failed_user_codes
-        window = settings.failed_user_code_window_seconds
-        self._window = int(now) // window
-        self.now = now
-        #: Seconds until the window ends (at least 1): the keys' TTL and the Retry-After.
-        self.retry_after = max(1, (self._window + 1) * window - int(now))
-        self._prefix = f"{subject}\0{self._window}\0"
-
-    async def _record(self, key: str) -> bool:
-        outcome = await self._replay.check_and_record(
-            USER_CODE_NAMESPACE, self._prefix + key, self.retry_after, now=self.now
-        )
-        return isinstance(outcome, Recorded)
-
-    async def fail(self) -> int | None:
-        """Count a failure: the failures still allowed after it, or None when none was free."""
-        for k in range(1, self._max_failures + 1):
-            if await self._record(f"F{k}"):
-                if k == self._max_failures:
-                    for step in range(1, CORRECT_STEPS_PER_WINDOW + 1):
-                        await self._record(f"C{step}")
-                return self._max_failures - k
-        return None
-
-    async def step(self) -> bool:
-        """Claim one known-code step; False when the window's steps are spent or locked."""
-        for step in range(1, CORRECT_STEPS_PER_WINDOW + 1):
-            if await self._record(f"C{step}"):
-                return True
-        return False

@@ -1,0 +1,151 @@
+"""Fixed-window attempt limits (brute-force budgets) kept in the shared replay table.
+
+Spec: RFC 6749 §10.10 (credential guessing), RFC 6819 §5.1.4.2.3 (lock accounts after failed
+attempts), RFC 8628 §5.1 (user-code brute forcing); authward spec/stores.md §3.6 (replay keys:
+namespaced, digested, fixed length).
+
+A budget is counted per identifier (a subject, a normalised username) and per fixed window of
+``window_seconds`` (``window = floor(now / window_seconds)``), under one replay namespace. The
+counters are replay keys, never process memory, so every node sharing the database enforces the
+same budget. Two kinds of keys exist in each window:
+
+* ``F1..F{max_failures}``: :meth:`AttemptWindow.fail` records the first free one. When none is
+  free the answer is :class:`Locked`. The call that records the last one also claims every
+  ``S`` key, which locks the step path too;
+* ``S1..S{max_steps}``: :meth:`AttemptWindow.step` records the first free one before the work
+  it guards (showing a known device code, checking a password); none free is :class:`Locked`.
+
+Why a check is a write: the replay store offers only ``check_and_record`` (insert unless
+present; there is no read and no delete), so the only way to learn "locked?" is to try to claim
+a key that the lock would already have claimed. A step therefore costs at most ``max_steps``
+single-row statements (the k-th step of a window scans k keys; a locked check scans all of
+them), and a step taken is spent whatever the outcome of the work: a success cannot reset the
+failures either. ``max_steps`` is also a hard cap on the guarded work per identifier and
+window, whatever the outcomes, which bounds what concurrent requests can squeeze in before the
+lock lands.
+
+The raw value recorded is ``digest(identifier) + ":" + window + ":" + slot``, and the store
+digests it again into the fixed-length key: no identifier lands in the table in clear and an
+over-long identifier cannot make the key too long. Keys expire when their window ends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from authward.stores.digest import digest
+from authward.stores.replay import NAMESPACE_PATTERN, Recorded, ReplayStore
+
+__all__ = [
+    "AttemptLimit",
+    "AttemptWindow",
+    "AttemptsLeft",
+    "Locked",
+    "Proceed",
+    "identifier_digest",
+]
+
+#: Length of :func:`identifier_digest` (96 bits of SHA-256, base64url).
+_SHORT_DIGEST_CHARS: Final = 16
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptsLeft:
+    """The failure was counted; ``left`` further failures are allowed in this window."""
+
+    left: int
+
+
+@dataclass(frozen=True, slots=True)
+class Proceed:
+    """The step was counted; go ahead with the guarded work."""
+
+
+@dataclass(frozen=True, slots=True)
+class Locked:
+    """The identifier's budget for this window is spent; retry after ``retry_after`` s."""
+
+    retry_after: int
+
+
+FailOutcome = AttemptsLeft | Locked
+StepOutcome = Proceed | Locked
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptLimit:
+    """At most ``max_failures`` failures and ``max_steps`` steps per identifier and window of
+    ``window_seconds``, counted under replay ``namespace`` (``[a-z_]{1,32}``).
+
+    Raises ``ValueError`` for a bad namespace or a count or window below 1.
+    """
+
+    namespace: str
+    max_failures: int
+    window_seconds: int
+    max_steps: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.namespace, str) or not NAMESPACE_PATTERN.fullmatch(
+            self.namespace
+        ):
+            raise ValueError(f"namespace must match [a-z_]{{1,32}}, got {self.namespace!r}")
+        for name in ("max_failures", "window_seconds", "max_steps"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 1:
+                raise ValueError(f"{name} must be an integer of at least 1, got {value!r}")
+
+    def window(self, replay: ReplayStore, identifier: str, now: float) -> AttemptWindow:
+        """The counters of ``identifier`` in the window holding ``now``."""
+        return AttemptWindow(self, replay, identifier, now)
+
+
+class AttemptWindow:
+    """One identifier's counters in one window (see the module docstring)."""
+
+    def __init__(
+        self, limit: AttemptLimit, replay: ReplayStore, identifier: str, now: float
+    ) -> None:
+        self._limit = limit
+        self._replay = replay
+        window = int(now) // limit.window_seconds
+        self.now = now
+        #: Seconds until the window ends (at least 1): the keys' TTL and the Retry-After.
+        self.retry_after = max(1, (window + 1) * limit.window_seconds - int(now))
+        self._prefix = f"{digest(identifier)}:{window}:"
+
+    async def _record(self, slot: str) -> bool:
+        outcome = await self._replay.check_and_record(
+            self._limit.namespace, self._prefix + slot, self.retry_after, now=self.now
+        )
+        return isinstance(outcome, Recorded)
+
+    async def fail(self) -> FailOutcome:
+        """Count one failure: the failures still allowed after it, or ``Locked`` when none was
+        free. The last allowed failure also claims every step, so the lock covers both paths."""
+        limit = self._limit
+        for k in range(1, limit.max_failures + 1):
+            if await self._record(f"F{k}"):
+                if k == limit.max_failures:
+                    await self._claim_every_step()
+                return AttemptsLeft(limit.max_failures - k)
+        return Locked(self.retry_after)
+
+    async def step(self) -> StepOutcome:
+        """Claim one step before the guarded work; ``Locked`` when the window's steps are spent
+        or a lock claimed them. This is the "locked?" check, and it writes (module docstring)."""
+        for k in range(1, self._limit.max_steps + 1):
+            if await self._record(f"S{k}"):
+                return Proceed()
+        return Locked(self.retry_after)
+
+    async def _claim_every_step(self) -> None:
+        for k in range(1, self._limit.max_steps + 1):
+            await self._record(f"S{k}")
+
+
+def identifier_digest(identifier: str) -> str:
+    """A short, stable pseudonym of ``identifier`` for events and logs (not secret: anyone who
+    can guess the identifier can recompute it; it only keeps the value out of logs in clear)."""
+    return digest(identifier)[:_SHORT_DIGEST_CHARS]
