@@ -55,6 +55,7 @@ MAX_AGE: Final = 300
 WAIT_SECONDS: Final = 20.0
 LOGIN_COOKIE: Final = "authward_login"
 SESSION_ENDED = re.compile(r"event logout\.session_ended .*'notified': (\d+)")
+DELIVERED = re.compile(r"event logout\.delivered .*'client_id': '([^']+)', 'status': 200")
 
 
 # --- back-channel receivers ------------------------------------------------------------------
@@ -206,6 +207,11 @@ def ended_sessions(cluster: Deployment, index: int) -> list[int]:
     return [int(n) for n in SESSION_ENDED.findall(cluster.nodes[index].log(limit=10**7))]
 
 
+def delivered(cluster: Deployment, index: int) -> list[str]:
+    """The clients of every ``logout.delivered`` (200) event in node ``index``'s log."""
+    return sorted(DELIVERED.findall(cluster.nodes[index].log(limit=10**7)))
+
+
 def login_cookie(jar: CookieJar) -> Cookie:
     found = [cookie for cookie in jar if cookie.name == LOGIN_COOKIE]
     assert len(found) == 1, [cookie.name for cookie in jar]
@@ -261,6 +267,8 @@ async def test_logout_at_b_tells_relying_parties_signed_in_at_a_and_b_once(
 
         await until(lambda: bool(one.received()) and bool(two.received()),
                     "a logout token at both receivers")
+        await until(lambda: delivered(cluster, 1) == [RP_ONE, RP_TWO],
+                    "node B's two logout.delivered events")
         assert await cluster.database.rows("logout_sessions") == []
         async with via(cluster, 0) as node_a:
             jwks = (await node_a.get(metadata.jwks_uri)).json()
@@ -279,6 +287,7 @@ async def test_logout_at_b_tells_relying_parties_signed_in_at_a_and_b_once(
         assert ended_sessions(cluster, 0) == [0]
         assert ended_sessions(cluster, 1) == [2]
 
+    assert delivered(cluster, 0) == []
     assert (one.requests, two.requests) == (1, 1)
     for receiver, client_id in ((one, RP_ONE), (two, RP_TWO)):
         tokens = receiver.received()
