@@ -76,7 +76,14 @@ async def poll(http: httpx.AsyncClient, device_code: str) -> httpx.Response:
     )
 
 
-async def user_decides(http: httpx.AsyncClient, url: str, decision: str) -> httpx.Response:
+async def user_decides(
+    http: httpx.AsyncClient,
+    url: str,
+    decision: str,
+    *,
+    username: str = USERNAME,
+    password: str = PASSWORD,
+) -> httpx.Response:
     """Open ``url`` (``verification_uri_complete``) as the user: sign in when asked, submit
     the prefilled code, press ``decision`` on the confirmation page; returns the last page."""
     response = await http.get(url)
@@ -97,7 +104,7 @@ async def user_decides(http: httpx.AsyncClient, url: str, decision: str) -> http
         names = form.field_names()
         if "password" in names:
             visited.append("login")
-            pairs = form.fields(username=USERNAME, password=PASSWORD)
+            pairs = form.fields(username=username, password=password)
         elif form.buttons:
             visited.append(f"confirm: {decision}")
             pairs = form.submission(button=("decision", decision))

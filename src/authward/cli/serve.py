@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import logging
 import os
@@ -48,7 +49,7 @@ import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urlencode
 
 import click
@@ -79,6 +80,7 @@ __all__ = [
     "DEMO_PUBLIC_CLIENT_ID",
     "DEMO_USERNAME",
     "DemoFile",
+    "RedactQueryStrings",
     "app_from_environment",
     "configure_logging",
     "ensure_demo_file",
@@ -404,6 +406,7 @@ def serve(
             port=port,
             workers=workers,
             lifespan="on",
+            log_config=uvicorn_log_config(),
         )
         return
     try:
@@ -417,7 +420,9 @@ def serve(
     except (SettingsError, HostFileError, KeyFileError) as exc:
         raise click.ClickException(str(exc)) from exc
     configure_logging()
-    server = _Server(uvicorn.Config(app, host=host, port=port, lifespan="on"))
+    server = _Server(
+        uvicorn.Config(app, host=host, port=port, lifespan="on", log_config=uvicorn_log_config())
+    )
     server.run()
     if not server.started:
         ctx.exit(1)
@@ -437,6 +442,32 @@ def configure_logging() -> None:
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False
+
+
+class RedactQueryStrings(logging.Filter):
+    """Drop the query string from uvicorn's access log lines.
+
+    Query strings carry secrets: the authorization ``code`` on a redirect URI (the demo
+    callback), ``user_code`` on the device page, ``id_token_hint`` at end-session. The access log
+    keeps the method, the path and the status.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            path, separator, _ = args[2].partition("?")
+            if separator:
+                record.args = (*args[:2], f"{path}?[redacted]", *args[3:])
+        return True
+
+
+def uvicorn_log_config() -> dict[str, Any]:
+    """uvicorn's default logging configuration with :class:`RedactQueryStrings` on the access
+    log handler."""
+    config: dict[str, Any] = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config.setdefault("filters", {})["redact_query"] = {"()": RedactQueryStrings}
+    config["handlers"]["access"]["filters"] = ["redact_query"]
+    return config
 
 
 class _Server(uvicorn.Server):
