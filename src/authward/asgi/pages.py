@@ -1,6 +1,7 @@
 """The default HTML pages: the login form, the consent screen and the error page.
 
-Spec: RFC 6749 §10.12 (CSRF), §10.13 (clickjacking: the pages refuse to be framed);
+Spec: RFC 6749 §10.12 (CSRF), §10.13 (clickjacking: the pages refuse to be framed), §10.10
+and RFC 6819 §5.1.4.2.3 (failed sign-ins are limited per account); RFC 6585 §4 (429);
 RFC 9700 §4.11 (no open redirect after login); RFC 6265 §4.1.2 (HttpOnly, Secure, SameSite);
 OIDC Core 1.0 §3.1.2.4 (the end-user consents to the client and scopes); WCAG 2.1 (labels,
 ``lang``, no script needed).
@@ -15,6 +16,20 @@ root. Wrong credentials re-render the form with one generic message (unknown use
 password read the same) and status 200: a 401 would need a ``WWW-Authenticate`` challenge
 (RFC 9110 §15.5.2), which no HTML form login has.
 
+Login attempts are limited per username with an
+:class:`~authward.core.attempt_limits.AttemptLimit` in the shared replay table (namespace
+``login_password``), so every node sharing the database enforces one budget. The username is
+normalised (NFKC, case-folded, stripped) and only its digest is stored. After the CSRF check
+(a forged post counts nothing), each post first takes a step (at most
+``2 * max_failed_logins`` per window, right or wrong); a wrong password, or any password for an
+unknown username, is a failure (``max_failed_logins`` per window of
+``failed_login_window_seconds``; defaults 10 per 900 s). Once the failures are spent, every post
+for that username, right password or wrong, known user or not, gets one generic 429 page with
+``Retry-After`` (the seconds left in the window) and the password is not even checked; a
+``login.locked`` event carries a short digest of the username, never the username or password.
+A successful sign-in does not reset the failures: the replay table has no delete, so the
+counters only expire with their window.
+
 Consent: :meth:`Pages.render_consent` renders the authorization endpoint's ``ConsentPrompt`` as a
 form that POSTs to ``prompt.action`` (the authorization endpoint) with the prompt's hidden form
 fields, its ``consent_token`` and a ``decision`` button (``approve`` or ``deny``).
@@ -27,6 +42,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,19 +55,31 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from authward.asgi.translate import MAX_BODY_BYTES, read_request
+from authward.core.attempt_limits import (
+    AttemptLimit,
+    AttemptsLeft,
+    AttemptWindow,
+    Locked,
+    identifier_digest,
+)
 from authward.core.clients import Client
 from authward.core.defaults.login import SignedCookieLogin, cookie_values
 from authward.core.errors import OAuthError
 from authward.core.http import Request as CoreRequest
+from authward.core.policy import Event
 from authward.core.server import AuthorizationServer
 
 __all__ = [
     "CSRF_COOKIE",
+    "DEFAULT_FAILED_LOGIN_WINDOW_SECONDS",
+    "DEFAULT_MAX_FAILED_LOGINS",
+    "LOGIN_ATTEMPTS_NAMESPACE",
     "SCOPE_DESCRIPTIONS",
     "ConsentPromptView",
     "LoginPage",
     "Pages",
     "PasswordVerifier",
+    "login_identifier",
 ]
 
 TEMPLATES: Final = Path(__file__).parent / "templates"
@@ -77,6 +105,11 @@ SCOPE_DESCRIPTIONS: Final[Mapping[str, str]] = {
 }
 _BAD_CREDENTIALS: Final = "The username or password is not correct."
 _STALE_FORM: Final = "The form expired. Please sign in again."
+#: Replay namespace of the login attempt counters.
+LOGIN_ATTEMPTS_NAMESPACE: Final = "login_password"
+#: Failed sign-ins allowed per username and window (OWASP: a small number).
+DEFAULT_MAX_FAILED_LOGINS: Final = 10
+DEFAULT_FAILED_LOGIN_WINDOW_SECONDS: Final = 900
 
 
 class PasswordVerifier(Protocol):
@@ -111,10 +144,36 @@ class ConsentPromptView(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class LoginPage:
-    """The default login page's collaborators: who may sign in and the session cookie."""
+    """The default login page's collaborators: who may sign in and the session cookie, and the
+    per-username limit of ``max_failed_logins`` failed sign-ins per window of
+    ``failed_login_window_seconds`` (``ValueError`` when either is not a positive integer)."""
 
     users: PasswordVerifier
     session: SignedCookieLogin
+    max_failed_logins: int = DEFAULT_MAX_FAILED_LOGINS
+    failed_login_window_seconds: int = DEFAULT_FAILED_LOGIN_WINDOW_SECONDS
+
+    def __post_init__(self) -> None:
+        for name in ("max_failed_logins", "failed_login_window_seconds"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+    @property
+    def attempt_limit(self) -> AttemptLimit:
+        """The limit the login form enforces (steps: twice the failures, right or wrong)."""
+        return AttemptLimit(
+            namespace=LOGIN_ATTEMPTS_NAMESPACE,
+            max_failures=self.max_failed_logins,
+            window_seconds=self.failed_login_window_seconds,
+            max_steps=2 * self.max_failed_logins,
+        )
+
+
+def login_identifier(username: str) -> str:
+    """The username as the login limit counts it: NFKC, case-folded, stripped (so ``Alice``
+    and `` alice`` share one budget)."""
+    return unicodedata.normalize("NFKC", username).casefold().strip()
 
 
 class Pages:
@@ -253,8 +312,16 @@ class Pages:
         if not self.form_is_genuine(core):
             return self._login_form(login, return_to=return_to, username=username,
                                     message=_STALE_FORM, status=400)
+        identifier = login_identifier(username)
+        attempts = login.attempt_limit.window(
+            self._server.stores.replay, identifier, self._server.clock.now()
+        )
+        if isinstance(await attempts.step(), Locked):
+            return await self._login_locked(login, attempts, identifier, return_to, username)
         subject = await login.users.verify_password(username, password)
         if subject is None:
+            if not isinstance(await attempts.fail(), AttemptsLeft):
+                return await self._login_locked(login, attempts, identifier, return_to, username)
             return self._login_form(login, return_to=return_to, username=username,
                                     message=_BAD_CREDENTIALS)
         session = login.session
@@ -270,4 +337,31 @@ class Pages:
             samesite="lax",
         )
         self.forget_csrf(response)
+        return response
+
+    async def _login_locked(
+        self,
+        login: LoginPage,
+        attempts: AttemptWindow,
+        identifier: str,
+        return_to: str,
+        username: str,
+    ) -> Response:
+        """The one answer while a username is locked: 429, ``Retry-After``, generic text."""
+        await self._server.policy.events.emit(
+            Event(
+                "login.locked",
+                attempts.now,
+                {"username_digest": identifier_digest(identifier),
+                 "retry_after": attempts.retry_after},
+            )
+        )
+        minutes = max(1, -(-attempts.retry_after // 60))
+        message = (
+            "Too many sign-in attempts for this account. "
+            f"Please wait {minutes} minute{'s' if minutes != 1 else ''} and try again."
+        )
+        response = self._login_form(login, return_to=return_to, username=username,
+                                    message=message, status=429)
+        response.headers["Retry-After"] = str(attempts.retry_after)
         return response

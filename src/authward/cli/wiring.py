@@ -27,8 +27,9 @@ The host file (``config_file``) is one TOML document:
   :func:`load_settings`; ``build_server`` takes the ``Settings`` object);
 * ``[[clients]]`` and ``[[users]]``: the default client registry and user directory
   (``authward.core.defaults``; secrets and passwords as argon2 hashes);
-* ``[login]``: ``cookie_secret`` (at least 32 bytes, shared by every worker and node) and an
-  optional ``lifetime`` in seconds;
+* ``[login]``: ``cookie_secret`` (at least 32 bytes, shared by every worker and node), an
+  optional ``lifetime`` in seconds, and the failed sign-in limit per username
+  ``max_failed_logins`` (default 10) per ``failed_login_window_seconds`` (default 900);
 * ``[consent]``: optional ``first_party_clients``, client ids that never show the consent page.
 """
 
@@ -47,7 +48,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authward.asgi.app import App, Resource, create_app
 from authward.asgi.demo import demo_routes
-from authward.asgi.pages import LoginPage
+from authward.asgi.pages import (
+    DEFAULT_FAILED_LOGIN_WINDOW_SECONDS,
+    DEFAULT_MAX_FAILED_LOGINS,
+    LoginPage,
+)
 from authward.cli.sweep import tables_on
 from authward.core.clock import Clock, SystemClock
 from authward.core.config import Settings, SettingsError
@@ -92,8 +97,13 @@ __all__ = [
 _LOG = logging.getLogger("authward.cli")
 #: How long a default login session lasts unless ``[login] lifetime`` says otherwise.
 DEFAULT_LOGIN_LIFETIME: Final = 8 * 3600
-_LOGIN_KEYS: Final = frozenset({"cookie_secret", "lifetime"})
+_LOGIN_KEYS: Final = frozenset(
+    {"cookie_secret", "lifetime", "max_failed_logins", "failed_login_window_seconds"}
+)
 _CONSENT_KEYS: Final = frozenset({"first_party_clients"})
+#: Upper bound of ``[login] max_failed_logins``: a locked check scans up to twice this many
+#: replay keys (authward.core.attempt_limits), so the budget stays small.
+_MAX_FAILED_LOGINS_CAP: Final = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +115,8 @@ class HostConfig:
     login_secret: bytes | None
     login_lifetime: int | None
     first_party_clients: tuple[str, ...]
+    max_failed_logins: int = DEFAULT_MAX_FAILED_LOGINS
+    failed_login_window_seconds: int = DEFAULT_FAILED_LOGIN_WINDOW_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +186,18 @@ def load_host_config(
     lifetime = login.get("lifetime")
     if lifetime is not None and (type(lifetime) is not int or lifetime <= 0):
         raise HostFileError("login.lifetime", "must be a positive number of seconds")
+    max_failed = login.get("max_failed_logins", DEFAULT_MAX_FAILED_LOGINS)
+    if type(max_failed) is not int or not 1 <= max_failed <= _MAX_FAILED_LOGINS_CAP:
+        raise HostFileError(
+            "login.max_failed_logins",
+            f"must be an integer from 1 to {_MAX_FAILED_LOGINS_CAP} (failed sign-ins allowed "
+            "per username and window)",
+        )
+    failure_window = login.get("failed_login_window_seconds", DEFAULT_FAILED_LOGIN_WINDOW_SECONDS)
+    if type(failure_window) is not int or failure_window <= 0:
+        raise HostFileError(
+            "login.failed_login_window_seconds", "must be a positive number of seconds"
+        )
     consent = table("consent", document.get("consent", {}))
     check_keys("consent", consent, _CONSENT_KEYS)
     first_party = consent.get("first_party_clients", [])
@@ -187,6 +211,8 @@ def load_host_config(
         login_secret=login_secret,
         login_lifetime=lifetime,
         first_party_clients=tuple(first_party),
+        max_failed_logins=max_failed,
+        failed_login_window_seconds=failure_window,
     )
 
 
@@ -286,7 +312,12 @@ def build_server(
     resources: tuple[Resource, ...] = (*extra_resources, engine)
     app = create_app(
         server,
-        login_page=LoginPage(host.users, session),
+        login_page=LoginPage(
+            host.users,
+            session,
+            max_failed_logins=host.max_failed_logins,
+            failed_login_window_seconds=host.failed_login_window_seconds,
+        ),
         lifespan_resources=resources,
         extra_routes=demo_routes(server) if demo else (),
     )
