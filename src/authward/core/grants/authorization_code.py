@@ -29,17 +29,22 @@ from authward.core.errors import (
     InvalidRequestError,
     InvalidTargetError,
 )
-from authward.core.grants.issuance import GrantResult, TokenRequest, issue_access_token
+from authward.core.grants.issuance import (
+    GrantResult,
+    TokenRequest,
+    int_claim,
+    issue_access_token,
+    issue_id_token,
+    refresh_data,
+    str_claim,
+)
 from authward.core.grants.refresh_token import rotation_for
 from authward.core.http import MultiDict
-from authward.core.id_token import mint_id_token
-from authward.core.logout import record_logout_session
 from authward.core.policy import Event
 from authward.core.refresh_rotation import IssueRefused
 from authward.core.secrets import new_secret
 from authward.stores.codes import S256, CodeEntry, Consumed, Found, Taken
 from authward.stores.digest import b64url, digest
-from authward.stores.refresh import RefreshData
 
 if TYPE_CHECKING:
     from authward.core.server import AuthorizationServer
@@ -48,8 +53,6 @@ __all__ = ["GRANT_TYPE", "issue_code", "precheck", "redeem"]
 
 GRANT_TYPE = "authorization_code"
 
-_OPENID = "openid"
-_OFFLINE_ACCESS = "offline_access"
 
 
 async def issue_code(
@@ -218,10 +221,7 @@ async def _issue_tokens(
     now = request.now
     proof = request.proof
     client = request.client
-    settings = server.settings
     claims = entry.claims
-    auth_time = _int_claim(claims.get("auth_time"))
-    acr = _str_claim(claims.get("acr"))
     access = issue_access_token(
         server,
         subject=entry.subject,
@@ -230,57 +230,24 @@ async def _issue_tokens(
         resources=resources,
         dpop_jkt=proof.jkt if proof is not None else None,
         now=now,
-        auth_time=auth_time,
-        acr=acr,
+        auth_time=int_claim(claims.get("auth_time")),
+        acr=str_claim(claims.get("acr")),
     )
     if entry.family_id:
         await server.stores.authorization_codes.record_access_token(
             entry.family_id, access.jti, access.exp, now=now
         )
-
-    id_token: str | None = None
-    if _OPENID in entry.scope:
-        user_claims = await server.policy.claims.claims(entry.subject, entry.scope)
-        amr = claims.get("amr")
-        id_token = mint_id_token(
-            server.keys.signing_key(settings.id_token_signing_alg),
-            issuer=server.issuer,
-            subject=entry.subject,
-            client_id=client.client_id,
-            lifetime=server.max_token_lifetime,
-            now=now,
-            auth_time=auth_time,
-            nonce=entry.nonce,
-            acr=acr,
-            amr=[str(v) for v in amr] if isinstance(amr, list) else (),
-            access_token=access.token,
-            sid=_str_claim(claims.get("sid")),
-            extra_claims=user_claims,
-        ).token
-        # Back-Channel Logout: remember who holds this session (best effort, spec §3.4).
-        await record_logout_session(
-            server, client, _str_claim(claims.get("sid")), entry.subject, now
-        )
-
+    id_token = await issue_id_token(
+        server, client, subject=entry.subject, scopes=entry.scope, claims=claims,
+        access_token=access.token, nonce=entry.nonce, now=now,
+    )
     refresh_token: str | None = None
-    if (
-        _OFFLINE_ACCESS in entry.scope
-        and settings.features.refresh_token_grant
-        and "refresh_token" in client.grant_types
-    ):
-        rotation = rotation_for(server)
-        data = RefreshData(
-            subject=entry.subject,
-            scope=entry.scope,
-            resource=resources,
-            acr=acr,
-            auth_time=auth_time,
-            client_id=client.client_id,
-            # Only public clients get DPoP-bound refresh tokens (spec §3.2.7).
-            dpop_jkt=proof.jkt if proof is not None and client.is_public else None,
-            claims={k: v for k, v in claims.items() if k in ("amr", "sid")},
-        )
-        issued = await rotation.issue(data, family_id=entry.family_id, now=now)
+    data = refresh_data(
+        server, request, subject=entry.subject, scopes=entry.scope, resources=resources,
+        claims=claims,
+    )
+    if data is not None:
+        issued = await rotation_for(server).issue(data, family_id=entry.family_id, now=now)
         if isinstance(issued, IssueRefused):
             raise InvalidRequestError(
                 "unable to issue token", detail="the code's refresh family is revoked"
@@ -298,9 +265,3 @@ async def _issue_tokens(
     )
 
 
-def _int_claim(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _str_claim(value: object) -> str | None:
-    return value if isinstance(value, str) else None

@@ -42,13 +42,18 @@ from authward.core.errors import (
     OAuthError,
     SlowDownError,
 )
-from authward.core.grants.issuance import GrantResult, TokenRequest, issue_access_token
+from authward.core.grants.issuance import (
+    GrantResult,
+    TokenRequest,
+    int_claim,
+    issue_access_token,
+    issue_id_token,
+    refresh_data,
+    str_claim,
+)
 from authward.core.grants.refresh_token import rotation_for
-from authward.core.id_token import mint_id_token
-from authward.core.logout import record_logout_session
 from authward.core.refresh_rotation import IssueRefused
 from authward.stores.digest import digest
-from authward.stores.refresh import RefreshData
 from authward.stores.replay import Recorded
 
 if TYPE_CHECKING:
@@ -70,8 +75,6 @@ SLOW_DOWN_STEP_SECONDS: Final = 5
 MAX_SLOW_DOWNS: Final = 12
 SLOW_DOWN_NAMESPACE: Final = "device_slow_down"
 
-_OPENID: Final = "openid"
-_OFFLINE_ACCESS: Final = "offline_access"
 
 
 class SlowDownBody(ErrorBody):
@@ -163,7 +166,6 @@ async def _issue_tokens(
     now = request.now
     proof = request.proof
     client = request.client
-    settings = server.settings
     resources = grant.resource
     wanted = request.form.get_all("resource")
     if wanted:
@@ -175,8 +177,6 @@ async def _issue_tokens(
             )
         resources = narrowed
     claims = grant.claims
-    auth_time = _int_claim(claims.get("auth_time"))
-    acr = _str_claim(claims.get("acr"))
     access = issue_access_token(
         server,
         subject=grant.subject,
@@ -185,53 +185,22 @@ async def _issue_tokens(
         resources=resources,
         dpop_jkt=proof.jkt if proof is not None else None,
         now=now,
-        auth_time=auth_time,
-        acr=acr,
+        auth_time=int_claim(claims.get("auth_time")),
+        acr=str_claim(claims.get("acr")),
     )
-
-    id_token: str | None = None
-    if _OPENID in grant.scope:
-        user_claims = await server.policy.claims.claims(grant.subject, grant.scope)
-        amr = claims.get("amr")
-        id_token = mint_id_token(
-            server.keys.signing_key(settings.id_token_signing_alg),
-            issuer=server.issuer,
-            subject=grant.subject,
-            client_id=client.client_id,
-            lifetime=server.max_token_lifetime,
-            now=now,
-            auth_time=auth_time,
-            nonce=None,
-            acr=acr,
-            amr=[str(v) for v in amr] if isinstance(amr, list) else (),
-            access_token=access.token,
-            sid=_str_claim(claims.get("sid")),
-            extra_claims=user_claims,
-        ).token
-        # Back-Channel Logout: the device now holds the approving browser's session (its sid is
-        # in the ID token), so signing out there tells this client too (best effort, §3.4).
-        await record_logout_session(
-            server, client, _str_claim(claims.get("sid")), grant.subject, now
-        )
-
+    # The device holds the approving browser's session (its sid is in the ID token), so
+    # signing out there tells this client too.
+    id_token = await issue_id_token(
+        server, client, subject=grant.subject, scopes=grant.scope, claims=claims,
+        access_token=access.token, nonce=None, now=now,
+    )
     refresh_token: str | None = None
     family_id: str | None = None
-    if (
-        _OFFLINE_ACCESS in grant.scope
-        and settings.features.refresh_token_grant
-        and "refresh_token" in client.grant_types
-    ):
-        data = RefreshData(
-            subject=grant.subject,
-            scope=grant.scope,
-            resource=resources,
-            acr=acr,
-            auth_time=auth_time,
-            client_id=client.client_id,
-            # Only public clients get DPoP-bound refresh tokens (spec §3.2.7).
-            dpop_jkt=proof.jkt if proof is not None and client.is_public else None,
-            claims={k: v for k, v in claims.items() if k in ("amr", "sid")},
-        )
+    data = refresh_data(
+        server, request, subject=grant.subject, scopes=grant.scope, resources=resources,
+        claims=claims,
+    )
+    if data is not None:
         issued = await rotation_for(server).issue(data, now=now)  # a fresh family (spec §3.3)
         if isinstance(issued, IssueRefused):  # pragma: no cover - only for an explicit family
             raise InvalidGrantError("unable to issue a refresh token", detail="issue refused")
@@ -247,9 +216,3 @@ async def _issue_tokens(
     )
 
 
-def _int_claim(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _str_claim(value: object) -> str | None:
-    return value if isinstance(value, str) else None

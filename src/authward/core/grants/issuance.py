@@ -1,7 +1,9 @@
 """What every grant shares: the token request it receives, the tokens it returns, the minting.
 
-Spec: RFC 6749 §5.1 (the token response), RFC 9068 §2 (access tokens), RFC 8707 §2 (``resource``
-and the audience), RFC 9449 §5 (``token_type`` ``DPoP``), OIDC Core §3.1.3.3 (``id_token``).
+Spec: RFC 6749 §5.1 (the token response), §6 and RFC 9700 §4.14 (refresh tokens), RFC 9068 §2
+(access tokens), RFC 8707 §2 (``resource`` and the audience), RFC 9449 §5 (``token_type``
+``DPoP``), OIDC Core §3.1.3.3 (``id_token``); OIDC Back-Channel Logout 1.0 §2.2 (the session an
+ID token starts is recorded); authward spec/stores.md §3.2.7 (which refresh tokens are bound).
 
 Access-token audience rule (one place, every grant): the resource indicators of the grant when
 there are any (one becomes ``aud`` as a string, several as a list); otherwise
@@ -11,7 +13,7 @@ the token is issued to (the client is then the only party the token is meant for
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, NotRequired, TypedDict
 from urllib.parse import urlsplit
@@ -20,7 +22,10 @@ from authward.core.clients import Client
 from authward.core.dpop import VerifiedProof
 from authward.core.errors import InvalidTargetError
 from authward.core.http import MultiDict
+from authward.core.id_token import mint_id_token
+from authward.core.logout import record_logout_session
 from authward.core.tokens import MintedAccessToken, mint_access_token
+from authward.stores.refresh import RefreshData
 
 if TYPE_CHECKING:
     from authward.core.server import AuthorizationServer
@@ -31,8 +36,12 @@ __all__ = [
     "TokenResponse",
     "TokenType",
     "access_token_audience",
+    "int_claim",
     "issue_access_token",
+    "issue_id_token",
+    "refresh_data",
     "requested_resources",
+    "str_claim",
 ]
 
 TokenType = Literal["Bearer", "DPoP"]
@@ -139,4 +148,87 @@ def issue_access_token(
         dpop_jkt=dpop_jkt,
         auth_time=auth_time,
         acr=acr,
+    )
+
+
+def int_claim(value: object) -> int | None:
+    """``value`` when it is an integer claim (not a bool), else ``None``."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def str_claim(value: object) -> str | None:
+    """``value`` when it is a string claim, else ``None``."""
+    return value if isinstance(value, str) else None
+
+
+async def issue_id_token(
+    server: AuthorizationServer,
+    client: Client,
+    *,
+    subject: str,
+    scopes: Sequence[str],
+    claims: Mapping[str, object],
+    access_token: str,
+    nonce: str | None,
+    now: float,
+) -> str | None:
+    """The ID token of a user grant when ``openid`` was granted, else ``None``.
+
+    ``claims`` are the login facts bound at authorization or approval (``auth_time``, ``acr``,
+    ``amr``, ``sid``); the host's claims for ``scopes`` are added, and ``at_hash`` binds
+    ``access_token``. When the token carries a ``sid``, the (sid, client) session is recorded
+    for back-channel logout (best effort, ``authward.core.logout``).
+    """
+    if "openid" not in scopes:
+        return None
+    user_claims = await server.policy.claims.claims(subject, tuple(scopes))
+    amr = claims.get("amr")
+    sid = str_claim(claims.get("sid"))
+    token = mint_id_token(
+        server.keys.signing_key(server.settings.id_token_signing_alg),
+        issuer=server.issuer,
+        subject=subject,
+        client_id=client.client_id,
+        lifetime=server.max_token_lifetime,
+        now=now,
+        auth_time=int_claim(claims.get("auth_time")),
+        nonce=nonce,
+        acr=str_claim(claims.get("acr")),
+        amr=[str(v) for v in amr] if isinstance(amr, list) else (),
+        access_token=access_token,
+        sid=sid,
+        extra_claims=user_claims,
+    ).token
+    await record_logout_session(server, client, sid, subject, now)
+    return token
+
+
+def refresh_data(
+    server: AuthorizationServer,
+    request: TokenRequest,
+    *,
+    subject: str,
+    scopes: Sequence[str],
+    resources: Sequence[str],
+    claims: Mapping[str, object],
+) -> RefreshData | None:
+    """What a new refresh token of a user grant carries, or ``None`` when none is issued:
+    ``offline_access`` must be granted, the refresh grant enabled and registered for the client.
+    Only a public client's refresh token is bound to its DPoP key (spec §3.2.7)."""
+    client, proof = request.client, request.proof
+    if (
+        "offline_access" not in scopes
+        or not server.settings.features.refresh_token_grant
+        or "refresh_token" not in client.grant_types
+    ):
+        return None
+    return RefreshData(
+        subject=subject,
+        scope=tuple(scopes),
+        resource=tuple(resources),
+        acr=str_claim(claims.get("acr")),
+        auth_time=int_claim(claims.get("auth_time")),
+        client_id=client.client_id,
+        dpop_jkt=proof.jkt if proof is not None and client.is_public else None,
+        claims={k: v for k, v in claims.items() if k in ("amr", "sid")},
     )
