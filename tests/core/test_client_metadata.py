@@ -38,10 +38,11 @@ from authward.core.config import ClientIdMetadataSettings
 from authward.core.errors import InvalidClientError
 from authward.core.jose import generate_signing_key
 from authward.core.policy import Event
-from authward.core.ssrf import Family, GuardedFetcher
+from authward.core.ssrf import GuardedFetcher
 from authward.stores.client_metadata import Hit, Miss
 from authward.stores.sql.client_metadata import SqlClientMetadataCache
 from tests.core.local_http import LocalServer, Reply, local_server, tls_for
+from tests.core.ssrf_fakes import RecordingTransport, TableResolver
 from tests.dbkit import T0, Db
 
 APP = "https://app.example/client.json"
@@ -51,31 +52,6 @@ KEY = generate_signing_key("ES256")
 # --- helpers ---------------------------------------------------------------------------------
 
 
-class FakeResolver:
-    """Answers from a table per hostname and records every call."""
-
-    def __init__(self, table: dict[str, tuple[Sequence[str], Sequence[str]]]) -> None:
-        self.table = table
-        self.calls: list[tuple[str, Family]] = []
-
-    async def __call__(self, hostname: str, family: Family) -> Sequence[str]:
-        self.calls.append((hostname, family))
-        v4, v6 = self.table.get(hostname, ((), ()))
-        return v4 if family == 4 else v6
-
-
-class Recorder:
-    """An httpx.MockTransport factory recording every request (none must arrive when refused)."""
-
-    def __init__(self) -> None:
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self) -> httpx.AsyncBaseTransport:
-        def handle(request: httpx.Request) -> httpx.Response:
-            self.requests.append(request)
-            return httpx.Response(200, json={})
-
-        return httpx.MockTransport(handle)
 
 
 class Events:
@@ -556,7 +532,7 @@ async def test_cache_hit_needs_no_network(db: Db) -> None:
     metadata = validate_document(APP, doc(APP))
     assert isinstance(metadata, dict)
     await cache.put(APP, metadata, T0 + 600)
-    names, recorder = FakeResolver({}), Recorder()
+    names, recorder = TableResolver({}), RecordingTransport({})
     r = resolver(db, GuardedFetcher(resolver=names, transport_factory=recorder),
                  allow_loopback=False)
     outcome = await r.resolve(APP)
@@ -569,7 +545,7 @@ async def test_cache_hit_needs_no_network(db: Db) -> None:
 
 async def test_non_cimd_ids_fail_fast_without_fetching(db: Db) -> None:
     """CIMD-14: grammar failures are refused before the cache or the network."""
-    names, recorder = FakeResolver({}), Recorder()
+    names, recorder = TableResolver({}), RecordingTransport({})
     r = resolver(db, GuardedFetcher(resolver=names, transport_factory=recorder),
                  allow_loopback=False)
     assert await r.resolve("http://app.example/c") == Refused("invalid_client_id", "not_https")
@@ -582,8 +558,8 @@ async def test_host_lists_are_applied_before_any_fetch(db: Db) -> None:
     """CIMD-15, CIMD-16, CIMD-17: blocked and not-allowed hosts are refused without a lookup;
     an allow-listed host resolves."""
     cache = SqlClientMetadataCache(db.engine, clock=db.clock)
-    names = FakeResolver({"app.example": (("93.184.216.34",), ())})
-    recorder = Recorder()
+    names = TableResolver({"app.example": (("93.184.216.34",), ())})
+    recorder = RecordingTransport({})
     fetcher = GuardedFetcher(resolver=names, transport_factory=recorder)
     blocked = resolver(db, fetcher, allow_loopback=False, blocked_hosts=("app.example",))
     outside = resolver(db, fetcher, allow_loopback=False, allowed_hosts=("other.example",))
@@ -635,7 +611,7 @@ async def test_ssrf_special_use_addresses_are_refused_without_a_connection(db: D
         for i, (_, ip, family) in enumerate(SSRF_CASES)
     }
     table["mixed.example"] = (("93.184.216.34",), ("::1",))
-    names, recorder = FakeResolver(table), Recorder()
+    names, recorder = TableResolver(table), RecordingTransport({})
     r = resolver(db, GuardedFetcher(resolver=names, transport_factory=recorder),
                  allow_loopback=False)
     for i, (label, ip, family) in enumerate(SSRF_CASES):
@@ -658,7 +634,7 @@ async def test_allow_loopback_admits_only_loopback(db: Db) -> None:
     fetch."""
     async with local_server({}) as server:
         port = server.port
-        names = FakeResolver({
+        names = TableResolver({
             "private.test": (("10.0.0.1",), ()),
             "metadata.test": (("169.254.169.254",), ()),
         })
@@ -677,7 +653,7 @@ async def test_name_resolving_to_loopback_is_refused_and_the_server_sees_nothing
     async with local_server({}, tls=tls.server) as server:
         url = f"https://app.test:{server.port}/client.json"
         server.replies["/client.json"] = json_reply(doc(url))
-        names = FakeResolver({"app.test": (("127.0.0.1",), ())})
+        names = TableResolver({"app.test": (("127.0.0.1",), ())})
         fetcher = GuardedFetcher(resolver=names, ssl_context=tls.client)
         refused = await resolver(db, fetcher, allow_loopback=False).resolve(url)
         assert refused == Refused("fetch", "blocked_ip", "ip 127.0.0.1")
@@ -727,7 +703,7 @@ async def test_registry_routes_urls_to_cimd_and_other_ids_to_the_host(db: Db) ->
 
 async def test_registry_with_the_feature_off_is_the_host(db: Db) -> None:
     """Feature disabled: URL ids go to the host registry, nothing is fetched."""
-    host, events, recorder = HostRegistry(), Events(), Recorder()
+    host, events, recorder = HostRegistry(), Events(), RecordingTransport({})
     reg = registry(db, host, events, enabled=False,
                    fetcher=GuardedFetcher(transport_factory=recorder))
     assert await reg.get_client(APP) is None

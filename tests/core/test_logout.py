@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Mapping, Sequence
 from typing import Any
 
-import httpx
 import pytest
 
 from authward.core.clients import Client
@@ -31,10 +29,11 @@ from authward.core.logout import (
 )
 from authward.core.policy import Event
 from authward.core.server import AuthorizationServer
-from authward.core.ssrf import Family, GuardedFetcher
+from authward.core.ssrf import GuardedFetcher
 from authward.stores.logout_sessions import LogoutCriteria, LogoutSession, LogoutTarget
 from tests.core.endpoints import kit
 from tests.core.logout_receivers import receiver
+from tests.core.ssrf_fakes import RecordingTransport, TableResolver
 from tests.dbkit import T0, Db
 
 RP = "https://rp.example/backchannel"
@@ -380,31 +379,6 @@ async def test_disabled_logout_takes_and_delivers_nothing(db: Db) -> None:
 # --- SSRF: refused before any connection -------------------------------------------------------
 
 
-class TableResolver:
-    """Resolves every name from a table (A and AAAA) and records the lookups."""
-
-    def __init__(self, table: Mapping[str, tuple[Sequence[str], Sequence[str]]]) -> None:
-        self.table = table
-        self.calls: list[tuple[str, Family]] = []
-
-    async def __call__(self, hostname: str, family: Family) -> Sequence[str]:
-        self.calls.append((hostname, family))
-        v4, v6 = self.table.get(hostname, ((), ()))
-        return v4 if family == 4 else v6
-
-
-class RecordingTransport:
-    """A transport factory that records every request it is asked to send (and answers 200)."""
-
-    def __init__(self) -> None:
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self) -> httpx.AsyncBaseTransport:
-        def handle(request: httpx.Request) -> httpx.Response:
-            self.requests.append(request)
-            return httpx.Response(200)
-
-        return httpx.MockTransport(handle)
 
 
 BAD_ADDRESSES = {
