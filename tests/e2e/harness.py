@@ -276,9 +276,11 @@ def config_text(
     client_key: ClientKey,
     settings: dict[str, object] | None = None,
     extra_clients: Sequence[Mapping[str, object]] = (),
+    login: Mapping[str, object] | None = None,
 ) -> str:
     """The TOML config of a test deployment: settings, the standard clients plus
-    ``extra_clients`` (``[[clients]]`` tables), and one user.
+    ``extra_clients`` (``[[clients]]`` tables), and one user. ``login`` adds keys to the
+    ``[login]`` table (which always has the cookie secret).
 
     A ``settings`` value that is a mapping becomes a ``[authward.<name>]`` section (for
     example ``{"logout": {"enabled": True}}``)."""
@@ -364,7 +366,12 @@ def config_text(
             {"k1": "e2e-successor-key-0123456789abcdef"},
         )
     )
-    parts.append(_table("[login]", {"cookie_secret": "e2e-login-cookie-secret-0123456789abcdef"}))
+    parts.append(
+        _table(
+            "[login]",
+            {"cookie_secret": "e2e-login-cookie-secret-0123456789abcdef", **(login or {})},
+        )
+    )
     parts.extend(_table("[[clients]]", client) for client in clients)
     parts.append(_table("[[users]]", user))
     parts.append(_table("[users.claims]", dict(USER_CLAIMS)))
@@ -517,9 +524,10 @@ def deployment(
     settings: dict[str, object] | None = None,
     extra_clients: Sequence[Mapping[str, object]] = (),
     nodes: int = 1,
+    login: Mapping[str, object] | None = None,
 ) -> Iterator[Deployment]:
     """A running deployment of ``nodes`` node(s) on a fresh ``kind`` database, configured by
-    :func:`config_text` with ``settings`` and ``extra_clients``."""
+    :func:`config_text` with ``settings``, ``extra_clients`` and ``login``."""
     directory.mkdir(parents=True, exist_ok=True)
     with provisioned_database(kind, directory) as database:
         port = free_port()
@@ -533,6 +541,7 @@ def deployment(
                 client_key=client_key,
                 settings=settings,
                 extra_clients=extra_clients,
+                login=login,
             ),
             encoding="utf-8",
         )
