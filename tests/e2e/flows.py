@@ -116,14 +116,17 @@ CLIENT_SECRETS: Final = {WEB_CLIENT: WEB_SECRET, PAR_CLIENT: PAR_SECRET, RS_CLIE
 CLIENT_AUTH_METHODS: Final = {RS_CLIENT: "client_secret_post"}
 
 
-def oauth_client(deployed: Deployment, client_id: str, **options: Any) -> Any:
-    """Authlib's ``AsyncOAuth2Client`` for one of the configured clients (PKCE S256)."""
+def oauth_client(
+    deployed: Deployment, client_id: str, *, redirect_uri: str = REDIRECT_URI, **options: Any
+) -> Any:
+    """Authlib's ``AsyncOAuth2Client`` for one of the configured clients (PKCE S256); any other
+    ``client_id`` (an extra or a CIMD client) is public (``none``)."""
     if client_id == JWT_CLIENT:
         client = AsyncOAuth2Client(
             client_id=client_id,
             client_secret=deployed.client_key.key,
             token_endpoint_auth_method="private_key_jwt",
-            redirect_uri=REDIRECT_URI,
+            redirect_uri=redirect_uri,
             code_challenge_method="S256",
             timeout=HTTP_TIMEOUT,
             **options,
@@ -141,7 +144,7 @@ def oauth_client(deployed: Deployment, client_id: str, **options: Any) -> Any:
         client_secret=secret,
         token_endpoint_auth_method=method,
         revocation_endpoint_auth_method=method,
-        redirect_uri=REDIRECT_URI,
+        redirect_uri=redirect_uri,
         code_challenge_method="S256",
         timeout=HTTP_TIMEOUT,
         **options,
@@ -158,6 +161,8 @@ class CodeFlow:
     state: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     arrival: Arrival | None = None
     token: dict[str, Any] | None = None
+    #: The end-user's browser that authorized (``logins`` counts the login forms it filled).
+    user: Browser | None = None
 
 
 def browser(http: httpx.AsyncClient) -> Browser:
@@ -206,11 +211,17 @@ async def run_code_flow(
     scope: str = "openid profile email offline_access",
     pushed: bool = False,
     http: httpx.AsyncClient | None = None,
+    redirect_uri: str = REDIRECT_URI,
+    **client_options: Any,
 ) -> CodeFlow:
     """Log in, consent and redeem the code with Authlib; returns the flow with its token
-    (``flow.client`` is closed afterwards: make a new one with ``token=flow.token``)."""
+    (``flow.client`` is closed afterwards: make a new one with ``token=flow.token``).
+
+    ``http`` is the browser's HTTP client (its cookies are the login session); ``client_options``
+    go to Authlib's client (e.g. ``transport`` to send the token request to another node)."""
     metadata = await discover(deployed)
-    flow = CodeFlow(oauth_client(deployed, client_id, scope=scope))
+    flow = CodeFlow(oauth_client(deployed, client_id, scope=scope, redirect_uri=redirect_uri,
+                                 **client_options))
     own_http = http is None
     front = http if http is not None else http_client(deployed.issuer)
     try:
@@ -218,7 +229,8 @@ async def run_code_flow(
             url = await pushed_authorize_url(flow, metadata, scope)
         else:
             url = await authorize_url(flow, metadata, scope)
-        flow.arrival = await browser(front).authorize(url, redirect_uri=REDIRECT_URI)
+        flow.user = browser(front)
+        flow.arrival = await flow.user.authorize(url, redirect_uri=redirect_uri)
         assert "code" in flow.arrival.params, flow.arrival
         assert flow.arrival.params["state"] == flow.state
         assert flow.arrival.params["iss"] == deployed.issuer

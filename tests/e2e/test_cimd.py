@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from authlib.integrations.httpx_client import AsyncOAuth2Client  # type: ignore[import-untyped]
 
 from tests.core.local_http import LocalServer, Reply, local_server
 from tests.dbkit import KINDS
-from tests.e2e.flows import CodeFlow, authorize_url, browser, discover, validate_id_token
-from tests.e2e.harness import HTTP_TIMEOUT, SUBJECT, Deployment, deployment, http_client
+from tests.e2e.flows import CodeFlow, discover, run_code_flow, validate_id_token
+from tests.e2e.harness import SUBJECT, Deployment, deployment, http_client
 
 DOCUMENT_PATH = "/oauth/client.json"
 FRESH_SECONDS = 3_600
@@ -85,33 +84,7 @@ async def cimd_code_flow(
     deployed: Deployment, client_id: str, redirect_uri: str, *, scope: str
 ) -> CodeFlow:
     """Authlib (public client, PKCE S256) with the URL as client_id; browser login + consent."""
-    metadata = await discover(deployed)
-    client = AsyncOAuth2Client(
-        client_id=client_id,
-        token_endpoint_auth_method="none",
-        redirect_uri=redirect_uri,
-        code_challenge_method="S256",
-        scope=scope,
-        timeout=HTTP_TIMEOUT,
-    )
-    flow = CodeFlow(client)
-    try:
-        async with http_client(deployed.issuer) as front:
-            url = await authorize_url(flow, metadata, scope)
-            flow.arrival = await browser(front).authorize(url, redirect_uri=redirect_uri)
-        assert "code" in flow.arrival.params, flow.arrival
-        assert flow.arrival.params["state"] == flow.state
-        assert flow.arrival.params["iss"] == deployed.issuer
-        flow.token = dict(
-            await client.fetch_token(
-                metadata.token_endpoint,
-                authorization_response=flow.arrival.url,
-                code_verifier=flow.verifier,
-            )
-        )
-    finally:
-        await client.aclose()
-    return flow
+    return await run_code_flow(deployed, client_id, scope=scope, redirect_uri=redirect_uri)
 
 
 async def test_discovery_advertises_cimd(cimd_deployed: Deployment) -> None:

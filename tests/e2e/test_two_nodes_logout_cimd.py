@@ -35,14 +35,13 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
-from authlib.integrations.httpx_client import AsyncOAuth2Client  # type: ignore[import-untyped]
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from tests.asgi.forms import only_form
 from tests.core.local_http import LocalServer, Reply, local_server
 from tests.e2e.browser import Browser, post_form
-from tests.e2e.flows import CodeFlow, authorize_url, browser, discover
+from tests.e2e.flows import CodeFlow, discover, run_code_flow
 from tests.e2e.harness import HTTP_TIMEOUT, REDIRECT_URI, SUBJECT, Deployment, deployment
 from tests.e2e.test_logout import EVENT, SIGNED_OUT, relying_party, unverified_claims
 from tests.e2e.test_two_nodes import PinnedTransport, via
@@ -171,35 +170,12 @@ async def public_code_flow(
 ) -> tuple[CodeFlow, Browser]:
     """A public client (PKCE S256, Authlib): authorization through ``front`` (a browser pinned
     to some node), token request sent to node ``token_at``."""
-    metadata = await discover(cluster)
-    flow = CodeFlow(
-        AsyncOAuth2Client(
-            client_id=client_id,
-            token_endpoint_auth_method="none",
-            redirect_uri=redirect_uri,
-            code_challenge_method="S256",
-            scope=scope,
-            timeout=HTTP_TIMEOUT,
-            transport=PinnedTransport(cluster.nodes[token_at]),
-        )
+    flow = await run_code_flow(
+        cluster, client_id, scope=scope, http=front, redirect_uri=redirect_uri,
+        transport=PinnedTransport(cluster.nodes[token_at]),
     )
-    user = browser(front)
-    try:
-        url = await authorize_url(flow, metadata, scope)
-        flow.arrival = await user.authorize(url, redirect_uri=redirect_uri)
-        assert "code" in flow.arrival.params, flow.arrival
-        assert flow.arrival.params["state"] == flow.state
-        assert flow.arrival.params["iss"] == cluster.issuer
-        flow.token = dict(
-            await flow.client.fetch_token(
-                metadata.token_endpoint,
-                authorization_response=flow.arrival.url,
-                code_verifier=flow.verifier,
-            )
-        )
-    finally:
-        await flow.client.aclose()
-    return flow, user
+    assert flow.user is not None
+    return flow, flow.user
 
 
 def ended_sessions(cluster: Deployment, index: int) -> list[int]:
