@@ -52,6 +52,30 @@ def relying_party(client_id: str, backchannel_uri: str) -> dict[str, object]:
     }
 
 
+def validated_logout_token(
+    token: str, jwks: Any, *, issuer: str, client_id: str, sid: str
+) -> dict[str, Any]:
+    """Check ``token`` as a relying party must (Back-Channel Logout 1.0 §2.6): signed by a key
+    of ``jwks``, ``typ`` logout+jwt, ``iss``, ``aud`` = ``client_id``, ``iat``/``exp``/``jti``,
+    the logout event, the session's ``sid`` and the user's ``sub``, and no ``nonce``."""
+    decoded = jwt.decode(token, KeySet.import_key_set(jwks),
+                         algorithms=["RS256", "ES256", "PS256", "EdDSA"])
+    assert decoded.header["typ"] == "logout+jwt"
+    jwt.JWTClaimsRegistry(
+        iss={"essential": True, "value": issuer},
+        aud={"essential": True, "value": client_id},
+        iat={"essential": True},
+        exp={"essential": True},
+        jti={"essential": True},
+    ).validate(decoded.claims)
+    claims = dict(decoded.claims)
+    assert claims["events"] == {EVENT: {}}
+    assert claims["sid"] == sid
+    assert claims["sub"] == SUBJECT
+    assert "nonce" not in claims
+    return claims
+
+
 def unverified_claims(token: str) -> dict[str, Any]:
     payload = token.split(".")[1]
     return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
@@ -114,21 +138,8 @@ async def test_logout_redirects_at_once_and_tells_both_relying_parties(
 
     print(f"\n[{kind}] confirm-to-redirect took {elapsed * 1000:.0f} ms "
           f"(delivery deadline {DEADLINE:.0f} s, stuck receiver held)")
-    decoded = jwt.decode(good.tokens[0], KeySet.import_key_set(jwks),
-                         algorithms=["RS256", "ES256", "PS256", "EdDSA"])
-    assert decoded.header["typ"] == "logout+jwt"
-    jwt.JWTClaimsRegistry(
-        iss={"essential": True, "value": deployed.issuer},
-        aud={"essential": True, "value": GOOD_RP},
-        iat={"essential": True},
-        exp={"essential": True},
-        jti={"essential": True},
-    ).validate(decoded.claims)
-    claims = decoded.claims
-    assert claims["events"] == {EVENT: {}}
-    assert claims["sid"] == sid
-    assert claims["sub"] == SUBJECT
-    assert "nonce" not in claims
+    claims = validated_logout_token(good.tokens[0], jwks, issuer=deployed.issuer,
+                                    client_id=GOOD_RP, sid=sid)
     assert claims["exp"] - claims["iat"] == 120
     assert len(slow.tokens) == 1
     assert unverified_claims(slow.tokens[0])["aud"] == SLOW_RP
