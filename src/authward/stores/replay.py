@@ -14,6 +14,14 @@ base64url(SHA-256), 43 characters), so its length is fixed whatever the client s
   policy's maximum lifetime; a replay is ``invalid_client``.
 * ``"idjag"``: an ID-JAG (``jwt-bearer``) assertion's ``jti``; TTL =
   ``max(1, min(exp - now, 300))``; a replay is ``invalid_grant``.
+
+The same insert-if-absent serves as a counter shared by every node (a key per counted event):
+
+* ``"device_slow_down"``: the ``slow_down`` answers one device code got (the interval grows by
+  5 s for each, RFC 8628 §3.5); TTL = the code's lifetime plus the widest interval;
+* ``"device_user_code"`` and ``"login_password"``: fixed-window attempt limits
+  (``authward.core.attempt_limits``) on user-code entry per signed-in user and on password
+  logins per username; TTL = the window.
 """
 
 from __future__ import annotations
