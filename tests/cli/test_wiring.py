@@ -7,11 +7,15 @@ store).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 from argon2 import PasswordHasher
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
 from authward.cli.wiring import build_server, load_host_config, load_settings, prepare_database
 from authward.core.defaults import HostFileError, hash_secret
@@ -146,3 +150,37 @@ async def test_no_sweep_interval_means_no_sweeper(tmp_path: Path) -> None:
         assert built.sweeper is None
     finally:
         await built.engine.dispose()
+
+
+async def test_a_host_that_mounts_the_app_runs_its_lifespan_inside_its_own(tmp_path: Path) -> None:
+    """The docs/server.md pattern: Starlette does not run a mounted app's lifespan, so the
+    host enters authward's from its own; the sweeper then runs while the host runs."""
+    key_file, config = write_files(tmp_path)
+    text = config.read_text(encoding="utf-8").replace(
+        'table_prefix = "oauth_"', 'table_prefix = "oauth_"\nsweep_interval_seconds = 60'
+    )
+    config.write_text(text, encoding="utf-8")
+    settings = load_settings(config)
+    built = build_server(
+        settings, database_url=f"sqlite:///{tmp_path / 'a.db'}", key_file=key_file,
+        config_file=config, hasher=CHEAP,
+    )
+    assert built.sweeper is not None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await prepare_database(built.engine, settings)
+        async with built.app.router.lifespan_context(built.app):
+            yield
+
+    host = Starlette(routes=[Mount("/auth", app=built.app)], lifespan=lifespan)
+    async with host.router.lifespan_context(host):
+        assert built.sweeper.running
+        transport = httpx.ASGITransport(app=host)
+        async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as client:
+            response = await client.post(
+                "/auth/token", data={"grant_type": "client_credentials", "scope": "api"},
+                auth=("svc", "svc-secret"),
+            )
+        assert response.status_code == 200, response.text
+    assert not built.sweeper.running
