@@ -160,3 +160,20 @@ def test_the_event_digest_is_short_stable_and_not_the_identifier() -> None:
     assert identifier_digest("alice") == identifier_digest("alice") == digest("alice")[:16]
     assert identifier_digest("alice") != identifier_digest("bob")
     assert "alice" not in identifier_digest("alice")
+
+
+async def test_asking_locked_reads_only_and_costs_no_budget(db: Db) -> None:
+    """``locked()`` reads the lock marker: any number of checks claim nothing, and it turns
+    on exactly when the last failure is counted."""
+    kit = build(db)
+    for _ in range(10):
+        assert await at(kit).locked() is None
+    rows_before = len(await db.rows(db.tables.dpop_replays))
+    assert rows_before == 0
+    for _ in range(2):
+        await at(kit).fail()
+    assert await at(kit).locked() is None
+    await at(kit).fail()
+    assert await at(kit).locked() == Locked(60)
+    # three failure keys and the lock marker; no step was claimed by any check
+    assert len(await db.rows(db.tables.dpop_replays)) == 4

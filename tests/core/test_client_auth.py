@@ -105,6 +105,9 @@ class UnusedReplayStore:
     ) -> RecordOutcome:
         raise AssertionError("the replay store was used without an assertion")
 
+    async def is_recorded(self, namespace: str, raw_jti: str, *, now: float | None = None) -> bool:
+        raise AssertionError("not used")
+
     async def sweep(self, *, now: float | None = None) -> int:
         raise AssertionError("not used")
 

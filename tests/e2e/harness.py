@@ -369,7 +369,13 @@ def config_text(
     parts.append(
         _table(
             "[login]",
-            {"cookie_secret": "e2e-login-cookie-secret-0123456789abcdef", **(login or {})},
+            {
+                "cookie_secret": "e2e-login-cookie-secret-0123456789abcdef",
+                # one user signs in for every test of a shared deployment: keep the login
+                # limit out of the way unless a test sets its own (test_login_limit)
+                "max_failed_logins": 1000,
+                **(login or {}),
+            },
         )
     )
     parts.extend(_table("[[clients]]", client) for client in clients)

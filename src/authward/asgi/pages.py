@@ -20,8 +20,10 @@ Login attempts are limited per username with an
 :class:`~authward.core.attempt_limits.AttemptLimit` in the shared replay table (namespace
 ``login_password``), so every node sharing the database enforces one budget. The username is
 normalised (NFKC, case-folded, stripped) and only its digest is stored. After the CSRF check
-(a forged post counts nothing), each post first takes a step (at most
-``2 * max_failed_logins`` per window, right or wrong); a wrong password, or any password for an
+(a forged post counts nothing), each post first reads the lock marker, then takes a step (at
+most ``LOGIN_CHECKS_PER_FAILURE * max_failed_logins`` password checks per window, right or
+wrong: a cap on what concurrent guesses can squeeze in before the lock lands, set well above what
+a person signs in in a window); a wrong password, or any password for an
 unknown username, is a failure (``max_failed_logins`` per window of
 ``failed_login_window_seconds``; defaults 10 per 900 s). Once the failures are spent, every post
 for that username, right password or wrong, known user or not, gets one generic 429 page with
@@ -107,6 +109,10 @@ _BAD_CREDENTIALS: Final = "The username or password is not correct."
 _STALE_FORM: Final = "The form expired. Please sign in again."
 #: Replay namespace of the login attempt counters.
 LOGIN_ATTEMPTS_NAMESPACE: Final = "login_password"
+#: Password checks (right or wrong) allowed per username and window, per allowed failure: with
+#: the defaults 100 sign-ins per 15 minutes, far above a person's, while still bounding a burst
+#: of concurrent guesses before the lock lands.
+LOGIN_CHECKS_PER_FAILURE: Final = 10
 #: Failed sign-ins allowed per username and window (OWASP: a small number).
 DEFAULT_MAX_FAILED_LOGINS: Final = 10
 DEFAULT_FAILED_LOGIN_WINDOW_SECONDS: Final = 900
@@ -161,12 +167,13 @@ class LoginPage:
 
     @property
     def attempt_limit(self) -> AttemptLimit:
-        """The limit the login form enforces (steps: twice the failures, right or wrong)."""
+        """The limit the login form enforces (steps: ``LOGIN_CHECKS_PER_FAILURE`` times the
+        failures, right or wrong)."""
         return AttemptLimit(
             namespace=LOGIN_ATTEMPTS_NAMESPACE,
             max_failures=self.max_failed_logins,
             window_seconds=self.failed_login_window_seconds,
-            max_steps=2 * self.max_failed_logins,
+            max_steps=LOGIN_CHECKS_PER_FAILURE * self.max_failed_logins,
         )
 
 

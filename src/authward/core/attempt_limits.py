@@ -7,22 +7,24 @@ namespaced, digested, fixed length).
 A budget is counted per identifier (a subject, a normalised username) and per fixed window of
 ``window_seconds`` (``window = floor(now / window_seconds)``), under one replay namespace. The
 counters are replay keys, never process memory, so every node sharing the database enforces the
-same budget. Two kinds of keys exist in each window:
+same budget. Three kinds of keys exist in each window:
 
-* ``F1..F{max_failures}``: :meth:`AttemptWindow.fail` records the first free one. When none is
-  free the answer is :class:`Locked`. The call that records the last one also claims every
-  ``S`` key, which locks the step path too;
-* ``S1..S{max_steps}``: :meth:`AttemptWindow.step` records the first free one before the work
-  it guards (showing a known device code, checking a password); none free is :class:`Locked`.
+* ``F1..F{max_failures}``: :meth:`AttemptWindow.fail` records the first free one. The call that
+  records the last one also records the lock marker ``L``; when none is free the answer is
+  :class:`Locked`;
+* ``L``, the lock marker: :meth:`AttemptWindow.locked` only reads it (``is_recorded``), so
+  asking "locked?" costs one indexed read and claims nothing;
+* ``S1..S{max_steps}``: :meth:`AttemptWindow.step` checks ``L``, then records the first free
+  ``S`` key before the work it guards (showing a known device code, checking a password); none
+  free is :class:`Locked`.
 
-Why a check is a write: the replay store offers only ``check_and_record`` (insert unless
-present; there is no read and no delete), so the only way to learn "locked?" is to try to claim
-a key that the lock would already have claimed. A step therefore costs at most ``max_steps``
-single-row statements (the k-th step of a window scans k keys; a locked check scans all of
-them), and a step taken is spent whatever the outcome of the work: a success cannot reset the
-failures either. ``max_steps`` is also a hard cap on the guarded work per identifier and
-window, whatever the outcomes, which bounds what concurrent requests can squeeze in before the
-lock lands.
+Why steps exist: the replay store has no delete, and the lock lands only after a failure is
+recorded, so concurrent requests could all pass a read-only check before it lands. A step is
+claimed atomically before the guarded work, so ``max_steps`` caps that work per identifier and
+window whatever the outcomes and however many requests arrive at once. The price: the k-th
+step of a window scans k keys, and a step is spent whatever the outcome (a success does not
+refund one, and does not reset the failures either). Choose ``max_steps`` well above what a
+legitimate user needs in one window.
 
 The raw value recorded is ``digest(identifier) + ":" + window + ":" + slot``, and the store
 digests it again into the fixed-length key: no identifier lands in the table in clear and an
@@ -46,6 +48,8 @@ __all__ = [
     "identifier_digest",
 ]
 
+#: The slot of the lock marker (module docstring).
+_LOCK: Final = "L"
 #: Length of :func:`identifier_digest` (96 bits of SHA-256, base64url).
 _SHORT_DIGEST_CHARS: Final = 16
 
@@ -123,26 +127,32 @@ class AttemptWindow:
 
     async def fail(self) -> FailOutcome:
         """Count one failure: the failures still allowed after it, or ``Locked`` when none was
-        free. The last allowed failure also claims every step, so the lock covers both paths."""
+        free. The last allowed failure also records the lock marker."""
         limit = self._limit
         for k in range(1, limit.max_failures + 1):
             if await self._record(f"F{k}"):
                 if k == limit.max_failures:
-                    await self._claim_every_step()
+                    await self._record(_LOCK)
                 return AttemptsLeft(limit.max_failures - k)
         return Locked(self.retry_after)
 
+    async def locked(self) -> Locked | None:
+        """``Locked`` while the window's failures are spent; one read, nothing claimed."""
+        recorded = await self._replay.is_recorded(
+            self._limit.namespace, self._prefix + _LOCK, now=self.now
+        )
+        return Locked(self.retry_after) if recorded else None
+
     async def step(self) -> StepOutcome:
-        """Claim one step before the guarded work; ``Locked`` when the window's steps are spent
-        or a lock claimed them. This is the "locked?" check, and it writes (module docstring)."""
+        """Claim one step before the guarded work; ``Locked`` when the failures are spent or
+        the window's steps are (module docstring)."""
+        lock = await self.locked()
+        if lock is not None:
+            return lock
         for k in range(1, self._limit.max_steps + 1):
             if await self._record(f"S{k}"):
                 return Proceed()
         return Locked(self.retry_after)
-
-    async def _claim_every_step(self) -> None:
-        for k in range(1, self._limit.max_steps + 1):
-            await self._record(f"S{k}")
 
 
 def identifier_digest(identifier: str) -> str:

@@ -104,6 +104,17 @@ class ReplayStore(Protocol):
         """
         ...
 
+    async def is_recorded(
+        self, namespace: str, raw_jti: str, *, now: float | None = None
+    ) -> bool:
+        """Whether ``replay_key(namespace, raw_jti)`` is recorded; reads only, writes nothing.
+
+        Same key rules as :meth:`check_and_record`, and the same answer it would give: an
+        expired but unswept key still counts. For counters that must be checked without being
+        claimed (an attempt limit's lock marker); a replay check must use ``check_and_record``.
+        """
+        ...
+
     async def sweep(self, *, now: float | None = None) -> int:
         """Delete keys with ``expires_at < now`` and return how many went."""
         ...

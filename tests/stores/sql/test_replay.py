@@ -231,3 +231,15 @@ async def test_any_other_database_error_propagates(db: Db) -> None:
     s = SqlReplayStore(db.engine, table_prefix="missing_", clock=db.clock)
     with pytest.raises(DBAPIError):
         await s.check_and_record("dpop", "jti-1")
+
+
+async def test_is_recorded_reads_without_recording(db: Db) -> None:
+    store = SqlReplayStore(db.engine, clock=db.clock)
+    assert await store.is_recorded("dpop", "jti-read") is False
+    assert await store.is_recorded("dpop", "jti-read") is False
+    assert await db.rows(db.tables.dpop_replays) == []
+    assert isinstance(await store.check_and_record("dpop", "jti-read"), Recorded)
+    assert await store.is_recorded("dpop", "jti-read") is True
+    assert await store.is_recorded("client_assertion", "jti-read") is False
+    with pytest.raises(StoreContractError):
+        await store.is_recorded("Bad-Namespace", "jti-read")

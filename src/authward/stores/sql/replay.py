@@ -75,6 +75,18 @@ class SqlReplayStore:
             return Replay()
         raise StoreError(f"replay insert affected {inserted} rows; expected 0 or 1")
 
+    async def is_recorded(
+        self, namespace: str, raw_jti: str, *, now: float | None = None
+    ) -> bool:
+        """One indexed ``SELECT`` of the key; see the contract."""
+        key = replay_key(namespace, raw_jti)
+        self._ctx.now(now)
+        async with self._ctx.engine.connect() as conn:
+            found = await conn.execute(
+                sa.select(sa.literal(1)).where(self._t.c.jti == key).limit(1)
+            )
+            return found.first() is not None
+
     async def sweep(self, *, now: float | None = None) -> int:
         """Delete keys with ``expires_at < now``; return the count."""
         cutoff = to_micros_column(self._ctx.now(now))
