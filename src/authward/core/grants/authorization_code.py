@@ -32,11 +32,9 @@ from authward.core.errors import (
 from authward.core.grants.issuance import (
     GrantResult,
     TokenRequest,
-    int_claim,
-    issue_access_token,
     issue_id_token,
+    issue_user_access_token,
     refresh_data,
-    str_claim,
 )
 from authward.core.grants.refresh_token import rotation_for
 from authward.core.http import MultiDict
@@ -219,19 +217,11 @@ async def _issue_tokens(
     code_hash: str,
 ) -> GrantResult:
     now = request.now
-    proof = request.proof
     client = request.client
     claims = entry.claims
-    access = issue_access_token(
-        server,
-        subject=entry.subject,
-        client_id=client.client_id,
-        scopes=entry.scope,
-        resources=resources,
-        dpop_jkt=proof.jkt if proof is not None else None,
-        now=now,
-        auth_time=int_claim(claims.get("auth_time")),
-        acr=str_claim(claims.get("acr")),
+    access = issue_user_access_token(
+        server, request, subject=entry.subject, scopes=entry.scope, resources=resources,
+        claims=claims,
     )
     if entry.family_id:
         await server.stores.authorization_codes.record_access_token(

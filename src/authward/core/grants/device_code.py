@@ -45,11 +45,9 @@ from authward.core.errors import (
 from authward.core.grants.issuance import (
     GrantResult,
     TokenRequest,
-    int_claim,
-    issue_access_token,
     issue_id_token,
+    issue_user_access_token,
     refresh_data,
-    str_claim,
 )
 from authward.core.grants.refresh_token import rotation_for
 from authward.core.refresh_rotation import IssueRefused
@@ -164,7 +162,6 @@ async def _issue_tokens(
     server: AuthorizationServer, request: TokenRequest, grant: DeviceGrant
 ) -> GrantResult:
     now = request.now
-    proof = request.proof
     client = request.client
     resources = grant.resource
     wanted = request.form.get_all("resource")
@@ -177,16 +174,9 @@ async def _issue_tokens(
             )
         resources = narrowed
     claims = grant.claims
-    access = issue_access_token(
-        server,
-        subject=grant.subject,
-        client_id=client.client_id,
-        scopes=grant.scope,
-        resources=resources,
-        dpop_jkt=proof.jkt if proof is not None else None,
-        now=now,
-        auth_time=int_claim(claims.get("auth_time")),
-        acr=str_claim(claims.get("acr")),
+    access = issue_user_access_token(
+        server, request, subject=grant.subject, scopes=grant.scope, resources=resources,
+        claims=claims,
     )
     # The device holds the approving browser's session (its sid is in the ID token), so
     # signing out there tells this client too.

@@ -39,6 +39,7 @@ __all__ = [
     "int_claim",
     "issue_access_token",
     "issue_id_token",
+    "issue_user_access_token",
     "refresh_data",
     "requested_resources",
     "str_claim",
@@ -159,6 +160,31 @@ def int_claim(value: object) -> int | None:
 def str_claim(value: object) -> str | None:
     """``value`` when it is a string claim, else ``None``."""
     return value if isinstance(value, str) else None
+
+
+def issue_user_access_token(
+    server: AuthorizationServer,
+    request: TokenRequest,
+    *,
+    subject: str,
+    scopes: Sequence[str],
+    resources: Sequence[str],
+    claims: Mapping[str, object],
+) -> MintedAccessToken:
+    """The access token of a user grant: bound to the request's DPoP key when a proof was
+    sent, carrying ``auth_time`` and ``acr`` from the login facts in ``claims``."""
+    proof = request.proof
+    return issue_access_token(
+        server,
+        subject=subject,
+        client_id=request.client.client_id,
+        scopes=scopes,
+        resources=resources,
+        dpop_jkt=proof.jkt if proof is not None else None,
+        now=request.now,
+        auth_time=int_claim(claims.get("auth_time")),
+        acr=str_claim(claims.get("acr")),
+    )
 
 
 async def issue_id_token(
