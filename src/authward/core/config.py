@@ -282,7 +282,7 @@ class Settings:
     dpop_proof_window_seconds: int = 60
     dpop_algs: tuple[SigningAlg, ...] = SIGNING_ALGS
     id_token_signing_alg: SigningAlg = "RS256"  # noqa: S105 - an algorithm name
-    access_token_signing_alg: SigningAlg = "RS256"  # noqa: S105 - an algorithm name
+    access_token_signing_alg: SigningAlg = "ES256"  # noqa: S105 - an algorithm name
     access_token_audience: str | None = None
     table_prefix: str = ""
     sweep_interval_seconds: int | None = None

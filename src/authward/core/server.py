@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from authward.core.client_auth import AssertionPolicy, ClientAuthenticator
+from authward.core.client_auth import AssertionPolicy, ClientAuthenticator, ClientAuthLimits
 from authward.core.client_metadata import (
     BASIC_REALM,
     ClientMetadataRegistry,
     ClientMetadataResolver,
 )
 from authward.core.clock import Clock, SystemClock
-from authward.core.config import Settings
+from authward.core.config import Settings, SettingsError
 from authward.core.dpop import DPoPVerifier
 from authward.core.keys import KeySet
 from authward.core.policy import (
@@ -91,6 +91,9 @@ class AuthorizationServer:
 
     ``keys`` is the signing key set this node loaded; ``max_token_lifetime`` bounds how long
     retired keys stay published (the longest lifetime of anything they signed).
+    ``client_auth_limits`` are the in-process failure limits of secret-based client
+    authentication (``authward.core.client_auth``), shared by every authenticator this server
+    hands out; ``None`` switches them off.
     """
 
     settings: Settings
@@ -100,6 +103,18 @@ class AuthorizationServer:
     fetcher: GuardedFetcher
     clock: Clock = field(default_factory=SystemClock)
     paths: EndpointPaths = field(default_factory=EndpointPaths)
+    client_auth_limits: ClientAuthLimits | None = field(default_factory=ClientAuthLimits)
+
+    def __post_init__(self) -> None:
+        for name in ("access_token_signing_alg", "id_token_signing_alg"):
+            alg = getattr(self.settings, name)
+            if alg not in self.keys.algorithms:
+                raise SettingsError(
+                    name,
+                    f"is {alg} but the key set has no active {alg} key: add one "
+                    f"(`authward keys generate --alg {alg}`) or choose one of "
+                    f"{', '.join(self.keys.algorithms)}"
+                )
 
     @property
     def issuer(self) -> str:
@@ -152,6 +167,7 @@ class AuthorizationServer:
             ),
             fetcher=self.fetcher,
             clock=self.clock,
+            limits=self.client_auth_limits,
         )
 
     def dpop_verifier(self) -> DPoPVerifier:
