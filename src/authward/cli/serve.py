@@ -340,6 +340,11 @@ def _prepare(database_url: str, settings: Settings) -> list[str]:
     help="The issuer URL (https; http only for localhost/127.0.0.1). Default: the config "
     "file's [authward] issuer, else http://127.0.0.1:<port>.",
 )
+@click.option(
+    "--access-log/--no-access-log", "access_log", default=None,
+    help="uvicorn's per-request access log (query strings redacted). Default: on in demo "
+    "mode, off with --config (authward's own events are logged either way).",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -350,6 +355,7 @@ def serve(
     workers: int,
     key_file: Path | None,
     issuer: str | None,
+    access_log: bool | None,
 ) -> None:
     """Run the authorization server (demo mode without --config; see the module docs)."""
     var = Path.cwd() / VAR_DIR
@@ -361,6 +367,8 @@ def serve(
     check_database_url(ctx, database_url)
     key_file = key_file or var / KEY_FILE
     demo: DemoFile | None = None
+    if access_log is None:
+        access_log = demo_mode
     try:
         if issuer is None:
             issuer = load_settings_issuer(config_file) or f"http://127.0.0.1:{port}"
@@ -407,6 +415,7 @@ def serve(
             workers=workers,
             lifespan="on",
             log_config=uvicorn_log_config(),
+            access_log=access_log,
         )
         return
     try:
@@ -421,7 +430,14 @@ def serve(
         raise click.ClickException(str(exc)) from exc
     configure_logging()
     server = _Server(
-        uvicorn.Config(app, host=host, port=port, lifespan="on", log_config=uvicorn_log_config())
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            lifespan="on",
+            log_config=uvicorn_log_config(),
+            access_log=access_log,
+        )
     )
     server.run()
     if not server.started:
