@@ -56,8 +56,8 @@ MAX_AGE: Final = 300
 #: The longest wait for something the nodes do in the background (a bound, not an assertion).
 WAIT_SECONDS: Final = 20.0
 LOGIN_COOKIE: Final = "authward_login"
-SESSION_ENDED = re.compile(r"event logout\.session_ended .*'notified': (\d+)")
-DELIVERED = re.compile(r"event logout\.delivered .*'client_id': '([^']+)', 'status': 200")
+SESSION_ENDED = re.compile(r'"event": "logout\.session_ended".*"notified": (\d+)')
+DELIVERED = re.compile(r'"event": "logout\.delivered".*"client_id": "([^"]+)".*"status": 200')
 
 
 # --- back-channel receivers ------------------------------------------------------------------

@@ -7,6 +7,7 @@ Spec: RFC 6749 §3.3 (the server may grant fewer scopes than requested); OIDC Co
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Final
@@ -67,6 +68,8 @@ class AlwaysAskConsent:
 class LoggingEventSink:
     """``EventSink`` writing each event as one INFO record on ``logger`` (``authward.events``).
 
+    The message is one JSON object: ``{"event": name, "at": time, ...data}``. It is built only
+    when the logger will write the record (a disabled INFO level costs one level check).
     Keys that name a secret (``refresh_token``, ``client_secret``, ``user_code``, anything
     ending in ``_token``/``_code``/``_secret``/``_assertion``/``_verifier``) are dropped, flags
     about them (``refresh_token_issued``) kept; logging failures are swallowed.
@@ -78,9 +81,23 @@ class LoggingEventSink:
     async def emit(self, event: Event) -> None:
         """Log ``event`` (name, time, non-secret data)."""
         with contextlib.suppress(Exception):  # the sink must never fail the request
-            self._logger.info(
-                "event %s at %.3f %s", event.name, event.at, _printable(event.data)
-            )
+            if self._logger.isEnabledFor(logging.INFO):
+                self._logger.info("%s", _EventLine(event))
+
+
+class _EventLine:
+    """An event rendered as a JSON line when (and only when) a handler formats it."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self, event: Event) -> None:
+        self._event = event
+
+    def __str__(self) -> str:
+        event = self._event
+        line: dict[str, object] = {"event": event.name, "at": round(event.at, 3)}
+        line.update(_printable(event.data))
+        return json.dumps(line, default=str, separators=(", ", ": "))
 
 
 def _printable(data: Mapping[str, object]) -> dict[str, object]:
