@@ -5,16 +5,19 @@ Spec: authward spec/stores.md §2.12 "Engine requirements".
 SQLite (aiosqlite): version 3.35 or newer (``RETURNING``), WAL journal, a busy timeout, foreign
 keys on, and every transaction opened with ``BEGIN IMMEDIATE`` so it holds the write lock from its
 first statement (SQLAlchemy's documented recipe: the driver's own BEGIN is switched off and the
-``begin`` event emits ours). PostgreSQL (asyncpg): a bounded pool with pre-ping and recycling.
+``begin`` event emits ours). PostgreSQL (asyncpg): a bounded pool with recycling, whose
+connections are pinged at checkout only after sitting idle (:func:`ping_idle_connections`).
 """
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from typing import Any, Final
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
@@ -23,6 +26,9 @@ from authward.stores.sql.schema import Dialect
 
 MIN_SQLITE_VERSION: Final = (3, 35, 0)
 SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
+#: A PostgreSQL connection idle in the pool longer than this is pinged before reuse.
+PING_AFTER_IDLE_SECONDS: Final = 1.0
+_RETURNED_AT: Final = "authward_returned_at"
 
 
 class UnsupportedDatabaseError(StoreContractError):
@@ -70,11 +76,43 @@ def create_engine(url: str | URL, **engine_options: Any) -> AsyncEngine:
     parsed = normalise_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _create_sqlite_engine(parsed, engine_options)
-    options: dict[str, Any] = {"pool_pre_ping": True, "pool_recycle": 1800}
+    options: dict[str, Any] = {"pool_recycle": 1800}
     if "poolclass" not in engine_options:
         options.update(pool_size=10, max_overflow=10, pool_timeout=30)
     options.update(engine_options)
-    return create_async_engine(parsed, **options)
+    engine = create_async_engine(parsed, **options)
+    if not options.get("pool_pre_ping"):
+        ping_idle_connections(engine)
+    return engine
+
+
+def ping_idle_connections(
+    engine: AsyncEngine, idle_seconds: float = PING_AFTER_IDLE_SECONDS
+) -> None:
+    """Check a pooled connection at checkout only when it sat idle for ``idle_seconds``.
+
+    SQLAlchemy's ``pool_pre_ping`` pings on every checkout; asyncpg's ping is ``BEGIN; ;
+    ROLLBACK``, three round trips that cost more than most store operations. A connection
+    returned to the pool moments ago is almost surely alive (the reasoning of HikariCP's
+    alive-bypass window), so only one that has been idle longer is pinged; a failed ping
+    discards it and the pool hands out a fresh one (``DisconnectionError``). A connection that
+    dies while in use still fails that one operation, which SQLAlchemy then reports as a
+    disconnect and answers by invalidating the pool.
+    """
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_RETURNED_AT] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get(_RETURNED_AT)
+        if returned is None or time.monotonic() - returned < idle_seconds:
+            return
+        try:
+            dbapi_connection.ping()
+        except Exception as exc:
+            raise DisconnectionError("pooled connection failed its idle check") from exc
 
 
 def _create_sqlite_engine(url: URL, engine_options: dict[str, Any]) -> AsyncEngine:
