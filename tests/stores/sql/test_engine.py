@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authward.stores.sql.engine import create_engine
 from tests.dbkit import PG_URL, require_postgres
 
 
-async def _backend_pid(engine: sa.ext.asyncio.AsyncEngine) -> int:
+async def _backend_pid(engine: AsyncEngine) -> int:
     async with engine.connect() as conn:
         return int((await conn.execute(sa.text("select pg_backend_pid()"))).scalar_one())
 
