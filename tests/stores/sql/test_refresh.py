@@ -30,7 +30,7 @@ from authward.stores.refresh import (
     Rotated,
     Successor,
 )
-from authward.stores.sql.refresh import SqlRefreshTokenStore
+from authward.stores.sql.refresh import FAMILY_LOCK_NAMESPACE, SqlRefreshTokenStore
 from tests.dbkit import KINDS, T0, Db, database
 
 KEYS = {"k1": b"k" * 32}
@@ -633,6 +633,64 @@ async def test_concurrent_inserts_and_revocation_leave_no_live_member(db: Db) ->
     rows = await db.rows(db.tables.refresh_tokens)
     assert rows
     assert all(r.family_revoked for r in rows)
+
+
+async def test_rotations_racing_their_family_revocation_leave_no_live_child(db: Db) -> None:
+    """§3.2.5/§3.2.8: a rotation and the revocation of its family, started together in 20
+    families: whichever wins, no child escapes the revocation (the rotation takes the family
+    lock before it claims the parent)."""
+    parents = [entry() for _ in range(20)]
+    for parent in parents:
+        await store(db).insert(parent)
+    racing = db.new_engine(pool_size=40, max_overflow=0)
+    try:
+        s = store(db, racing)
+        jobs = []
+        for index, parent in enumerate(parents):
+            tok = token()
+            child = child_of(parent, tok)
+            rotate = s.rotate(parent.token_hash, child, successor_for(child, tok))
+            revoke = s.revoke_family(parent.family_id)
+            jobs += [rotate, revoke] if index % 2 else [revoke, rotate]
+        await asyncio.gather(*jobs)  # type: ignore[arg-type]
+    finally:
+        await racing.dispose()
+    rows = await db.rows(db.tables.refresh_tokens)
+    assert len(rows) >= len(parents)
+    assert all(r.family_revoked for r in rows)
+
+
+async def test_rotation_waits_for_a_revocation_holding_the_family_lock(pg: Db) -> None:
+    """§3.2.8 on PostgreSQL: while another transaction holds the family's advisory lock and
+    revokes the family, a rotation waits, then finds the family revoked and inserts nothing."""
+    parent = entry()
+    await store(pg).insert(parent)
+    tok = token()
+    child = child_of(parent, tok)
+    other = pg.new_engine(poolclass=sa.pool.NullPool)
+    try:
+        async with other.begin() as conn:
+            await conn.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:ns, hashtext(:family))"),
+                {"ns": FAMILY_LOCK_NAMESPACE, "family": parent.family_id},
+            )
+            rotating = asyncio.ensure_future(
+                store(pg).rotate(parent.token_hash, child, successor_for(child, tok))
+            )
+            await asyncio.sleep(0.3)
+            assert not rotating.done()  # blocked on the lock, not on the parent row
+            table = pg.tables.refresh_tokens
+            await conn.execute(
+                sa.update(table)
+                .where(table.c.family_id == parent.family_id)
+                .values(family_revoked=True)
+            )
+        assert isinstance(await rotating, FamilyRevoked)
+    finally:
+        await other.dispose()
+    rows = await pg.rows(pg.tables.refresh_tokens)
+    assert [r.token_hash for r in rows] == [parent.token_hash]
+    assert not rows[0].consumed
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -47,7 +47,7 @@ class SqlClientMetadataCache:
         stmt = sa.select(t.c.metadata).where(
             t.c.url == url, t.c.expires_at > to_micros_column(self._ctx.now(now))
         )
-        async with self._ctx.engine.connect() as conn:
+        async with self._ctx.one_statement() as conn:
             row = (await conn.execute(stmt)).first()
         if row is None:
             return Miss()
@@ -75,5 +75,5 @@ class SqlClientMetadataCache:
             index_elements=[t.c.url],
             set_={"metadata": upsert.excluded.metadata, "expires_at": upsert.excluded.expires_at},
         )
-        async with self._ctx.engine.begin() as conn:
+        async with self._ctx.one_statement() as conn:
             await conn.execute(stmt)

@@ -72,7 +72,7 @@ class SqlAuthorizationCodeStore:
             .on_conflict_do_nothing(index_elements=["code_hash"])
             .returning(self._t.c.code_hash)
         )
-        async with self._ctx.engine.begin() as conn:
+        async with self._ctx.one_statement() as conn:
             inserted = (await conn.execute(stmt)).first()
         if inserted is None:
             raise DuplicateKeyError("an authorization code with this code_hash exists already")
@@ -82,7 +82,7 @@ class SqlAuthorizationCodeStore:
         stmt = sa.select(*self._entry_columns).where(
             self._t.c.code_hash == code_hash, self._t.c.consumed_at.is_(None)
         )
-        async with self._ctx.engine.connect() as conn:
+        async with self._ctx.one_statement() as conn:
             row = (await conn.execute(stmt)).first()
         return Missing() if row is None else Found(_entry(row._mapping))
 
@@ -97,7 +97,7 @@ class SqlAuthorizationCodeStore:
         why = sa.select(
             self._t.c.consumed_success, self._t.c.family_id, self._t.c.subject
         ).where(self._t.c.code_hash == code_hash)
-        async with self._ctx.engine.begin() as conn:
+        async with self._ctx.one_statement() as conn:
             row = (await conn.execute(claim)).first()
             if row is not None:
                 return Taken(_entry(row._mapping))
@@ -114,7 +114,7 @@ class SqlAuthorizationCodeStore:
             .where(self._t.c.code_hash == code_hash)
             .values(consumed_success=True)
         )
-        async with self._ctx.engine.begin() as conn:
+        async with self._ctx.one_statement() as conn:
             await conn.execute(stmt)
 
     async def record_access_token(
@@ -134,7 +134,7 @@ class SqlAuthorizationCodeStore:
                 access_token_expires_at=to_seconds_column(expires_at),
             )
         )
-        async with self._ctx.engine.begin() as conn:
+        async with self._ctx.one_statement() as conn:
             await conn.execute(stmt)
 
     async def revoke_family_access_tokens(
@@ -146,7 +146,7 @@ class SqlAuthorizationCodeStore:
             .where(self._t.c.family_id == family_id, self._t.c.access_token_jti.is_not(None))
             .values(access_token_revoked_at=to_seconds_column(self._ctx.now(now)))
         )
-        async with self._ctx.engine.begin() as conn:
+        async with self._ctx.one_statement() as conn:
             await conn.execute(stmt)
 
     async def revoke_access_token(
@@ -162,7 +162,7 @@ class SqlAuthorizationCodeStore:
             )
             .values(access_token_revoked_at=to_seconds_column(at))
         )
-        async with self._ctx.engine.begin() as conn:
+        async with self._ctx.one_statement() as conn:
             result = await conn.execute(stmt)
         return AccessTokenRevoked() if result.rowcount else NoAccessTokenRecord()
 
@@ -176,7 +176,7 @@ class SqlAuthorizationCodeStore:
                 self._t.c.access_token_expires_at > to_seconds_column(self._ctx.now(now)),
             )
         )
-        async with self._ctx.engine.connect() as conn:
+        async with self._ctx.one_statement() as conn:
             return bool((await conn.execute(stmt)).scalar_one())
 
 

@@ -66,7 +66,7 @@ class SqlConsentGrantStore:
         }
         insert = postgresql.insert if self._ctx.dialect == "postgresql" else sqlite.insert
         stmt = insert(t).values(values).on_conflict_do_nothing(index_elements=[t.c.token])
-        async with self._ctx.engine.begin() as conn:
+        async with self._ctx.one_statement() as conn:
             inserted = (await conn.execute(stmt.returning(t.c.token))).first()
         if inserted is None:
             raise DuplicateKeyError("consent grant token collision")
@@ -94,7 +94,7 @@ class SqlConsentGrantStore:
             .returning(t.c.token)
         )
         why = sa.select(t.c.binding_hash, t.c.consumed_at, t.c.expires_at).where(t.c.token == key)
-        async with self._ctx.engine.begin() as conn:
+        async with self._ctx.one_statement() as conn:
             if (await conn.execute(claim)).first() is not None:
                 return Granted()
             row = (await conn.execute(why)).first()

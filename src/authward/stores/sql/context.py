@@ -7,9 +7,10 @@ Spec: authward spec/stores.md §0.4 (injectable clock), §0.5 (explicit database
 from __future__ import annotations
 
 import functools
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from authward.stores.clock import Clock, SystemClock
 from authward.stores.errors import NoDatabaseError
@@ -29,6 +30,23 @@ class StoreContext:
     def dialect(self) -> Dialect:
         """``postgresql`` or ``sqlite``."""
         return self.tables.dialect
+
+    def one_statement(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A connection for one statement (or one claim and the read that explains a lost one),
+        committed as it completes.
+
+        PostgreSQL: an ``AUTOCOMMIT`` connection, since a single statement is atomic on its own
+        and ``BEGIN``/``COMMIT`` would be two more round trips. SQLite: an ordinary transaction
+        (``BEGIN IMMEDIATE`` ... ``COMMIT``, the engine's recipe), which costs no network.
+        """
+        if self.tables.dialect == "postgresql":
+            return self._autocommit.connect()
+        return self.engine.begin()
+
+    @functools.cached_property
+    def _autocommit(self) -> AsyncEngine:
+        """The engine with ``isolation_level=AUTOCOMMIT``, sharing its pool."""
+        return self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def now(self, now: float | None) -> float:
         """``now`` if the caller injected one, else the store clock's reading."""

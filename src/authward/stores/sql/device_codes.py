@@ -100,11 +100,11 @@ class SqlDeviceCodeStore:
         }
         insert = postgresql.insert if self._ctx.dialect == "postgresql" else sqlite.insert
         stmt = insert(t).values(**values).on_conflict_do_nothing()
-        async with self._ctx.engine.begin() as conn:
+        async with self._ctx.one_statement() as conn:
             inserted = (await conn.execute(stmt)).rowcount
         if inserted == 1:
             return Stored()
-        async with self._ctx.engine.connect() as conn:
+        async with self._ctx.one_statement() as conn:
             hash_taken = (
                 await conn.execute(
                     sa.select(t.c.id).where(t.c.device_code_hash == entry.device_code_hash)
@@ -178,11 +178,11 @@ class SqlDeviceCodeStore:
             .values(last_polled_at=at)
             .returning(*t.c)
         )
-        async with self._ctx.engine.begin() as conn:
+        async with self._ctx.one_statement() as conn:
             row = (await conn.execute(stmt)).first()
         if row is not None:
             return Polled(_entry(row))
-        async with self._ctx.engine.connect() as conn:
+        async with self._ctx.one_statement() as conn:
             exists = (
                 await conn.execute(
                     sa.select(t.c.id).where(t.c.device_code_hash == device_code_hash)
@@ -206,7 +206,7 @@ class SqlDeviceCodeStore:
             .values(status="consumed")
             .returning(*t.c)
         )
-        async with self._ctx.engine.begin() as conn:
+        async with self._ctx.one_statement() as conn:
             row = (await conn.execute(stmt)).first()
         return Failed() if row is None else Consumed(_entry(row))
 
@@ -221,7 +221,7 @@ class SqlDeviceCodeStore:
             .values(**values)
             .returning(*t.c)
         )
-        async with self._ctx.engine.begin() as conn:
+        async with self._ctx.one_statement() as conn:
             row = (await conn.execute(stmt)).first()
         if row is not None:
             return Decided(_entry(row))
@@ -235,7 +235,7 @@ class SqlDeviceCodeStore:
 
     async def _by_user_code(self, user_code: str) -> sa.Row[Any] | None:
         t = self._t
-        async with self._ctx.engine.connect() as conn:
+        async with self._ctx.one_statement() as conn:
             return (await conn.execute(sa.select(t).where(t.c.user_code == user_code))).first()
 
 

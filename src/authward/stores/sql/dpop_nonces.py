@@ -68,7 +68,7 @@ class SqlDpopNonceStore:
             expires_at=to_seconds_column(from_seconds_column(issued_at) + lifetime),
             used_at=None,
         )
-        async with self._ctx.engine.begin() as conn:
+        async with self._ctx.one_statement() as conn:
             await conn.execute(stmt)
         return nonce
 
@@ -81,7 +81,7 @@ class SqlDpopNonceStore:
         stmt = sa.select(t.c.id).where(
             t.c.nonce == nonce, t.c.used_at.is_(None), t.c.expires_at > at
         )
-        async with self._ctx.engine.connect() as conn:
+        async with self._ctx.one_statement() as conn:
             return (await conn.execute(stmt)).first() is not None
 
     async def accept(
@@ -99,11 +99,11 @@ class SqlDpopNonceStore:
             .where(t.c.nonce == nonce, t.c.used_at.is_(None), t.c.issued_at >= cutoff)
             .values(used_at=at)
         )
-        async with self._ctx.engine.begin() as conn:
+        async with self._ctx.one_statement() as conn:
             won = (await conn.execute(stmt)).rowcount == 1
         if won:
             return Accepted()
-        async with self._ctx.engine.connect() as conn:
+        async with self._ctx.one_statement() as conn:
             row = (
                 await conn.execute(
                     sa.select(t.c.used_at, t.c.issued_at).where(t.c.nonce == nonce)

@@ -68,7 +68,7 @@ class SqlLogoutSessionStore:
                 "expires_at": stmt.excluded.expires_at,
             },
         )
-        async with self._ctx.engine.begin() as conn:
+        async with self._ctx.one_statement() as conn:
             await conn.execute(stmt)
         return Recorded()
 
@@ -85,7 +85,7 @@ class SqlLogoutSessionStore:
             .where(match, t.c.expires_at > to_seconds_column(self._ctx.now(now)))
             .order_by(t.c.sid, t.c.client_id)
         )
-        async with self._ctx.engine.connect() as conn:
+        async with self._ctx.one_statement() as conn:
             rows = (await conn.execute(stmt)).all()
         return tuple(_target(r) for r in rows)
 
@@ -94,7 +94,7 @@ class SqlLogoutSessionStore:
         match = self._filter(criteria)
         if match is None:
             return Deleted(0)
-        async with self._ctx.engine.begin() as conn:
+        async with self._ctx.one_statement() as conn:
             count = (await conn.execute(sa.delete(self._t).where(match))).rowcount
         return Deleted(count)
 
@@ -111,7 +111,7 @@ class SqlLogoutSessionStore:
             .where(match, t.c.expires_at > to_seconds_column(self._ctx.now(now)))
             .returning(t.c.client_id, t.c.backchannel_logout_uri, t.c.sid, t.c.session_required)
         )
-        async with self._ctx.engine.begin() as conn:
+        async with self._ctx.one_statement() as conn:
             rows = (await conn.execute(stmt)).all()
         return tuple(sorted((_target(r) for r in rows), key=lambda x: (x.sid, x.client_id)))
 

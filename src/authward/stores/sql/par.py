@@ -67,7 +67,7 @@ class SqlPushedAuthorizationRequestStore:
         }
         insert = postgresql.insert if self._ctx.dialect == "postgresql" else sqlite.insert
         stmt = insert(t).values(values).on_conflict_do_nothing(index_elements=[t.c.request_uri])
-        async with self._ctx.engine.begin() as conn:
+        async with self._ctx.one_statement() as conn:
             inserted = (await conn.execute(stmt.returning(t.c.request_uri))).first()
         return Stored() if inserted is not None else Duplicate()
 
@@ -80,7 +80,7 @@ class SqlPushedAuthorizationRequestStore:
             t.c.request_uri == digest(request_uri),
             t.c.expires_at > to_micros_column(self._ctx.now(now)),
         )
-        async with self._ctx.engine.connect() as conn:
+        async with self._ctx.one_statement() as conn:
             row = (await conn.execute(stmt)).first()
         return Missing() if row is None else Found(_as_object(row.params))
 
@@ -97,7 +97,7 @@ class SqlPushedAuthorizationRequestStore:
             )
             .returning(t.c.params)
         )
-        async with self._ctx.engine.begin() as conn:
+        async with self._ctx.one_statement() as conn:
             row = (await conn.execute(stmt)).first()
         return Missing() if row is None else Taken(_as_object(row.params))
 

@@ -103,7 +103,7 @@ class SqlRefreshTokenStore:
         stmt = sa.select(self._t).where(
             self._t.c.token_hash == token_hash, self._t.c.family_revoked.is_(False)
         )
-        async with self._ctx.engine.connect() as conn:
+        async with self._ctx.one_statement() as conn:
             row = (await conn.execute(stmt)).first()
         return Missing() if row is None else Found(self._entry(row._mapping))
 
@@ -119,7 +119,7 @@ class SqlRefreshTokenStore:
             .values(consumed=True, consumed_at=to_seconds_column(self._ctx.now(now)))
             .returning(*self._t.c)
         )
-        async with self._ctx.engine.begin() as conn:
+        async with self._ctx.one_statement() as conn:
             row = (await conn.execute(claim)).first()
             if row is not None:
                 before = self._entry(row._mapping)
@@ -197,48 +197,112 @@ class SqlRefreshTokenStore:
             ):
                 raise StoreContractError("the successor does not describe the child entry")
         check_length("parent_hash", parent_hash, HASH_SIZE)
-        async with self._ctx.engine.begin() as conn:
-            family_id = (
-                await conn.execute(
-                    sa.select(self._t.c.family_id).where(self._t.c.token_hash == parent_hash)
-                )
-            ).scalar_one_or_none()
-            if family_id is None:
-                return Missing()
-            # A row's family never changes, so locking the family read above is sound.
-            await self._lock_family(conn, family_id)
-            lock_parent = sa.select(self._t).where(self._t.c.token_hash == parent_hash)
-            if self._ctx.dialect == "postgresql":
-                lock_parent = lock_parent.with_for_update()
-            parent = (await conn.execute(lock_parent)).one()
-            if await self._family_revoked(conn, family_id):
-                return FamilyRevoked()
-            if parent.consumed:
-                return Reuse(self._entry(parent._mapping))
-            if from_seconds_column(parent.expires_at) <= at:
-                return Expired()
-            if child.family_id != family_id or child.generation != parent.generation + 1:
-                raise StoreContractError(
-                    "the child must belong to the parent's family with generation + 1"
-                )
-            envelope = (
-                None
-                if successor is None or self._cipher is None
-                else self._cipher.seal(successor, parent_hash=parent_hash, family_id=family_id)
+        if child.generation < 1:
+            raise StoreContractError(
+                "the child must belong to the parent's family with generation + 1"
             )
-            claimed = await conn.execute(
-                sa.update(self._t)
-                .where(
-                    self._t.c.token_hash == parent_hash,
-                    self._t.c.consumed.is_(False),
-                    self._t.c.family_revoked.is_(False),
-                )
-                .values(consumed=True, consumed_at=to_seconds_column(at), successor=envelope)
-            )
-            if claimed.rowcount != 1:  # impossible under both locks; never guess an outcome
-                raise RuntimeError("refresh parent changed while its family was locked")
-            await self._insert_row(conn, values)
+        envelope = (
+            None
+            if successor is None or self._cipher is None
+            else self._cipher.seal(successor, parent_hash=parent_hash, family_id=child.family_id)
+        )
+        t = self._t
+        claim = sa.update(t).where(
+            t.c.token_hash == parent_hash,
+            t.c.family_id == child.family_id,
+            t.c.generation == child.generation - 1,
+            t.c.consumed.is_(False),
+            t.c.family_revoked.is_(False),
+            t.c.expires_at > to_seconds_column(at),
+        )
+        claim = claim.values(consumed=True, consumed_at=to_seconds_column(at), successor=envelope)
+        if self._ctx.dialect == "postgresql":
+            outcome = await self._rotate_in_one_statement(claim, values)
+        else:
+            outcome = await self._rotate_in_one_transaction(claim, values)
+        if outcome is not None:
+            return outcome
         return Rotated(_normalised(child))
+
+    async def _rotate_in_one_statement(
+        self, claim: sa.Update, values: dict[str, Any]
+    ) -> RotateOutcome | None:
+        """PostgreSQL: family lock, parent claim and child insert as ONE autocommit statement.
+
+        The transaction-scoped advisory lock is a condition of the claim, so it is taken before
+        the parent row is locked and held until the statement commits: a concurrent
+        ``revoke_family`` either runs first (the claim re-reads the parent, now revoked, and
+        claims nothing) or waits and then sees the child. A child that collides with an existing
+        row fails the whole statement, so the parent stays unconsumed.
+        """
+        t = self._t
+        lock = sa.select(
+            sa.func.pg_advisory_xact_lock(
+                FAMILY_LOCK_NAMESPACE, sa.func.hashtext(values["family_id"])
+            ).label("held")
+        ).cte("family_lock")
+        claimed = (
+            claim.where(sa.exists(sa.select(lock.c.held)))
+            .returning(t.c.id)
+            .cte("claimed")
+        )
+        columns = list(values)
+        inserted = (
+            sa.insert(t)
+            .from_select(
+                columns,
+                sa.select(
+                    *(sa.literal(values[name], t.c[name].type) for name in columns)
+                ).select_from(claimed),
+            )
+            .returning(t.c.id)
+            .cte("inserted")
+        )
+        stmt = sa.select(
+            sa.select(sa.func.count()).select_from(claimed).scalar_subquery().label("claimed"),
+            sa.select(sa.func.count()).select_from(inserted).scalar_subquery().label("inserted"),
+        )
+        try:
+            async with self._ctx.one_statement() as conn:
+                row = (await conn.execute(stmt)).one()
+                if row.claimed == 1 and row.inserted == 1:
+                    return None
+                return await self._why_not_rotated(conn, values)
+        except sa.exc.IntegrityError:
+            raise DuplicateKeyError(
+                "a refresh token with this token_hash or (family_id, generation) exists already"
+            ) from None
+
+    async def _rotate_in_one_transaction(
+        self, claim: sa.Update, values: dict[str, Any]
+    ) -> RotateOutcome | None:
+        """SQLite: claim the parent and insert the child in one ``BEGIN IMMEDIATE`` transaction
+        (which holds the database write lock, so the family needs no lock of its own)."""
+        async with self._ctx.engine.begin() as conn:
+            if (await conn.execute(claim.returning(self._t.c.id))).first() is None:
+                return await self._why_not_rotated(conn, values)
+            await self._insert_row(conn, values)
+        return None
+
+    async def _why_not_rotated(
+        self, conn: AsyncConnection, values: dict[str, Any]
+    ) -> RotateOutcome:
+        """Name the reason a claim found nothing; the decision is already taken."""
+        t = self._t
+        parent = (
+            await conn.execute(sa.select(t).where(t.c.token_hash == values["parent_hash"]))
+        ).first()
+        if parent is None:
+            return Missing()
+        if await self._family_revoked(conn, parent.family_id):
+            return FamilyRevoked()
+        if parent.consumed:
+            return Reuse(self._entry(parent._mapping))
+        if from_seconds_column(parent.expires_at) <= from_seconds_column(values["inserted_at"]):
+            return Expired()
+        raise StoreContractError(
+            "the child must belong to the parent's family with generation + 1"
+        )
 
     # --- helpers ---
 

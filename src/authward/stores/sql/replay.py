@@ -67,7 +67,7 @@ class SqlReplayStore:
         if connection is not None:
             inserted = (await connection.execute(stmt)).rowcount
         else:
-            async with self._ctx.engine.begin() as conn:
+            async with self._ctx.one_statement() as conn:
                 inserted = (await conn.execute(stmt)).rowcount
         if inserted == 1:
             return Recorded()
@@ -81,7 +81,7 @@ class SqlReplayStore:
         """One indexed ``SELECT`` of the key; see the contract."""
         key = replay_key(namespace, raw_jti)
         self._ctx.now(now)
-        async with self._ctx.engine.connect() as conn:
+        async with self._ctx.one_statement() as conn:
             found = await conn.execute(
                 sa.select(sa.literal(1)).where(self._t.c.jti == key).limit(1)
             )
@@ -90,6 +90,6 @@ class SqlReplayStore:
     async def sweep(self, *, now: float | None = None) -> int:
         """Delete keys with ``expires_at < now``; return the count."""
         cutoff = to_micros_column(self._ctx.now(now))
-        async with self._ctx.engine.begin() as conn:
+        async with self._ctx.one_statement() as conn:
             result = await conn.execute(sa.delete(self._t).where(self._t.c.expires_at < cutoff))
         return result.rowcount
