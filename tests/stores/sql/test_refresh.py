@@ -652,7 +652,7 @@ async def test_rotations_racing_their_family_revocation_leave_no_live_child(db: 
             rotate = s.rotate(parent.token_hash, child, successor_for(child, tok))
             revoke = s.revoke_family(parent.family_id)
             jobs += [rotate, revoke] if index % 2 else [revoke, rotate]
-        await asyncio.gather(*jobs)  # type: ignore[arg-type]
+        await asyncio.gather(*jobs)
     finally:
         await racing.dispose()
     rows = await db.rows(db.tables.refresh_tokens)
