@@ -61,6 +61,12 @@ class Taken:
 
 
 @dataclass(frozen=True, slots=True)
+class Bound:
+    """``take(..., unbound_only=True)`` found an unclaimed code bound to a DPoP key
+    (``dpop_jkt``); it was NOT claimed and stays redeemable with a proof of that key."""
+
+
+@dataclass(frozen=True, slots=True)
 class Consumed:
     """``take`` found a code that was already redeemed successfully: a replay (reuse)."""
 
@@ -91,7 +97,7 @@ class NoAccessTokenRecord:
 
 
 AccessTokenRevokeOutcome = AccessTokenRevoked | NoAccessTokenRecord
-TakeOutcome = Taken | Consumed | Missing
+TakeOutcome = Taken | Bound | Consumed | Missing
 GetOutcome = Found | Missing
 
 
@@ -114,17 +120,32 @@ class AuthorizationCodeStore(Protocol):
         """Read an unclaimed code without consuming it; no expiry check. Claimed: Missing."""
         ...
 
-    async def take(self, code_hash: str, *, now: float | None = None) -> TakeOutcome:
+    async def take(
+        self, code_hash: str, *, now: float | None = None, unbound_only: bool = False
+    ) -> TakeOutcome:
         """Claim the code in one conditional statement (``consumed_at`` NULL -> now).
 
         Exactly one concurrent caller gets ``Taken``. Losers and later callers get
         ``Consumed`` if the code was finalised by ``mark_consumed``, else ``Missing``. Expiry
-        is not checked: an expired code is still spent by its first presentation.
+        is not checked: an expired code is still spent by its first presentation. With
+        ``unbound_only`` (a token request without a DPoP proof) a code bound to a DPoP key is
+        left unclaimed and ``Bound`` is returned.
         """
         ...
 
-    async def mark_consumed(self, code_hash: str, *, now: float | None = None) -> None:
-        """Finalise a redeemed code (``consumed_success = true``); idempotent, unguarded."""
+    async def mark_consumed(
+        self,
+        code_hash: str,
+        *,
+        now: float | None = None,
+        access_token_jti: str | None = None,
+        access_token_expires_at: int | None = None,
+    ) -> None:
+        """Finalise a redeemed code (``consumed_success = true``); idempotent, unguarded.
+
+        ``access_token_jti`` and ``access_token_expires_at`` (together) record the access
+        token minted from the code in the same statement, as ``record_access_token`` does.
+        """
         ...
 
     async def record_access_token(

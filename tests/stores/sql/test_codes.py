@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from authward.stores.codes import (
     AccessTokenRevoked,
+    Bound,
     CodeEntry,
     Consumed,
     ConsumedMeta,
@@ -210,6 +211,53 @@ async def test_access_token_is_revoked_by_its_jti_until_it_expires(db: Db) -> No
     assert isinstance(
         await s.revoke_access_token("jti-1", now=T0 + 900), NoAccessTokenRecord
     )
+
+
+async def test_take_without_a_proof_leaves_a_dpop_bound_code_unclaimed(db: Db) -> None:
+    """RFC 9449 §10: a request without a proof does not spend a code bound to a DPoP key."""
+    s, e = store(db), entry(dpop_jkt="jkt-1")
+    await s.put(e)
+    assert await s.take(e.code_hash, unbound_only=True) == Bound()
+    (row,) = await db.rows(db.tables.authorization_codes)
+    assert row.consumed_at is None
+    taken = await s.take(e.code_hash)
+    assert isinstance(taken, Taken) and taken.entry.dpop_jkt == "jkt-1"
+    assert isinstance(await s.take(e.code_hash, unbound_only=True), Missing)
+
+
+async def test_take_without_a_proof_claims_an_unbound_code(db: Db) -> None:
+    s, e = store(db), entry()
+    await s.put(e)
+    assert isinstance(await s.take(e.code_hash, unbound_only=True), Taken)
+    assert isinstance(await s.take(digest(new_code()), unbound_only=True), Missing)
+
+
+async def test_mark_consumed_records_the_access_token_in_the_same_statement(db: Db) -> None:
+    s, e = store(db), entry()
+    await s.put(e)
+    assert isinstance(await s.take(e.code_hash), Taken)
+    await s.mark_consumed(
+        e.code_hash, access_token_jti="jti-1", access_token_expires_at=int(T0) + 900
+    )
+    (row,) = await db.rows(db.tables.authorization_codes)
+    assert row.consumed_success is True
+    assert row.access_token_jti == "jti-1"
+    assert isinstance(await s.revoke_access_token("jti-1"), AccessTokenRevoked)
+    assert await s.access_token_revoked("jti-1") is True
+
+
+async def test_mark_consumed_refuses_half_an_access_token_record(db: Db) -> None:
+    s, e = store(db), entry()
+    await s.put(e)
+    with pytest.raises(StoreContractError):
+        await s.mark_consumed(e.code_hash, access_token_jti="jti-1")
+    with pytest.raises(ValueTooLongError):
+        await s.mark_consumed(
+            e.code_hash, access_token_jti="j" * 256, access_token_expires_at=int(T0) + 900
+        )
+    (row,) = await db.rows(db.tables.authorization_codes)
+    assert row.consumed_success is False
+    assert row.access_token_jti is None
 
 
 async def test_revoking_a_family_without_a_recorded_token_revokes_nothing(db: Db) -> None:

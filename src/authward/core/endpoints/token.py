@@ -15,12 +15,12 @@ Order of checks (the first failure answers; nothing is written before the DPoP s
    ``settings.features``, else ``unsupported_grant_type``;
 5. the DPoP proof, if sent (and ``features.dpop`` is on): ``invalid_dpop_proof``, or
    ``use_dpop_nonce`` with a fresh ``DPoP-Nonce`` header when nonces are required;
-6. for ``authorization_code``, the DPoP-bound-code pre-check (``invalid_dpop_proof``, the
-   code is not spent);
-7. client authentication (``invalid_client``, 401 with a Basic challenge after Basic);
-8. the grant type must be registered for the client (``unauthorized_client``); a client with
-   ``dpop_bound_access_tokens`` must send a proof (``invalid_request``);
-9. the grant itself.
+6. client authentication (``invalid_client``, 401 with a Basic challenge after Basic);
+7. the grant type must be registered for the client (``unauthorized_client``); a client with
+   ``dpop_bound_access_tokens`` must send a proof (``invalid_request``, or
+   ``invalid_dpop_proof`` when the code it presents is DPoP-bound);
+8. the grant itself. A DPoP-bound code presented without a proof is ``invalid_dpop_proof``
+   and is not spent (the claim statement skips it).
 
 Errors are JSON with ``Cache-Control: no-store``. Events go to ``server.policy.events``:
 ``token.issued`` and ``token.refused`` (ids, grant type, error code; never a secret).
@@ -80,8 +80,6 @@ async def handle(server: AuthorizationServer, request: Request) -> Response:
     try:
         grant_type = _check_request(server, request)
         proof = await _verify_proof(server, request)
-        if grant_type == authorization_code.GRANT_TYPE:
-            await authorization_code.precheck(server, request.form, proof, now)
         authenticated = await server.client_authenticator().authenticate(request)
         client = authenticated.client
         client_id = client.client_id
@@ -91,6 +89,8 @@ async def handle(server: AuthorizationServer, request: Request) -> Response:
                 detail="grant type not registered for the client",
             )
         if client.dpop_bound_access_tokens and proof is None:
+            if grant_type == authorization_code.GRANT_TYPE:
+                await authorization_code.refuse_bound_code(server, request.form, now)
             raise InvalidRequestError(
                 "this client must send a DPoP proof (dpop_bound_access_tokens)",
                 detail="DPoP proof missing",

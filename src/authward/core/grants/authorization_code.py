@@ -7,12 +7,16 @@ of the code's family); RFC 6749 §4.1.2, §4.1.3, §10.5 (single use, revoke on 
 spec/stores.md §3.4 (a logout session is recorded when an ID token with ``sid`` is minted).
 
 Redemption order (spec §3.1): ``take`` claims the code before anything is validated, so a
-presented code is spent even when the redemption then fails; then expiry, client,
-``redirect_uri``, PKCE and the DPoP binding are checked (each failure ``invalid_grant``, the
-code stays claimed but not finalised, so a retry also gets ``invalid_grant``, never "reuse").
-The access token, the ID token (``openid``) and the first refresh token (``offline_access``)
-are minted, and ``mark_consumed`` runs LAST. A replay of a finalised code revokes the code's
-refresh family and the access token it minted, then answers ``invalid_grant``.
+presented code is spent even when the redemption then fails. A request without a DPoP proof
+does not claim a DPoP-bound code (``invalid_dpop_proof``, the client may retry with a proof);
+this is part of the claim statement rather than a read before client authentication, so an
+unbound code costs one statement. After the claim, expiry, client, ``redirect_uri``, PKCE and
+the DPoP binding are checked (each failure ``invalid_grant``, the code stays claimed but not
+finalised, so a retry also gets ``invalid_grant``, never "reuse"). The access token, the ID
+token (``openid``) and the first refresh token (``offline_access``) are minted, and
+``mark_consumed`` runs LAST, recording the access token's ``jti`` in the same statement. A
+replay of a finalised code revokes the code's refresh family and the access token it minted,
+then answers ``invalid_grant``.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from authward.core import pkce
-from authward.core.dpop import VerifiedProof, check_binding
+from authward.core.dpop import check_binding
 from authward.core.errors import (
     InvalidDPoPProofError,
     InvalidGrantError,
@@ -41,16 +45,15 @@ from authward.core.http import MultiDict
 from authward.core.policy import Event
 from authward.core.refresh_rotation import IssueRefused
 from authward.core.secrets import new_secret
-from authward.stores.codes import S256, CodeEntry, Consumed, Found, Taken
+from authward.stores.codes import S256, Bound, CodeEntry, Consumed, Found, Taken
 from authward.stores.digest import b64url, digest
 
 if TYPE_CHECKING:
     from authward.core.server import AuthorizationServer
 
-__all__ = ["GRANT_TYPE", "issue_code", "precheck", "redeem"]
+__all__ = ["GRANT_TYPE", "issue_code", "redeem", "refuse_bound_code"]
 
 GRANT_TYPE = "authorization_code"
-
 
 
 async def issue_code(
@@ -113,17 +116,15 @@ async def issue_code(
     return code
 
 
-async def precheck(
-    server: AuthorizationServer, form: MultiDict, proof: VerifiedProof | None, now: float
-) -> None:
-    """Refuse a DPoP-bound code sent without a proof, without spending the code.
+async def refuse_bound_code(server: AuthorizationServer, form: MultiDict, now: float) -> None:
+    """For a request without a DPoP proof that is refused anyway: name a DPoP-bound code's
+    failure ``invalid_dpop_proof`` (spec §3.1 pre-check) without spending the code.
 
-    Spec §3.1 "``dpop_bound?`` pre-check": run before client authentication so the
-    holder-of-key failure (``invalid_dpop_proof``) is reported first; ``get`` does not claim
-    the code, so the client can retry with a proof. Anything else is left to ``redeem``.
+    ``redeem`` folds this check into its claim, so only a refusal decided before the grant
+    runs (a client that must always send proofs sent none) needs the read.
     """
     code = form.get_one("code")
-    if proof is not None or code is None:
+    if code is None:
         return
     found = await server.stores.authorization_codes.get(digest(code), now=now)
     if isinstance(found, Found) and found.entry.dpop_jkt is not None:
@@ -151,7 +152,11 @@ async def redeem(server: AuthorizationServer, request: TokenRequest) -> GrantRes
     code_hash = digest(code)
     now = request.now
 
-    outcome = await codes.take(code_hash, now=now)
+    outcome = await codes.take(code_hash, now=now, unbound_only=request.proof is None)
+    if isinstance(outcome, Bound):
+        raise InvalidDPoPProofError(
+            "A DPoP proof is required", detail="the code is DPoP-bound, request has no proof"
+        )
     if isinstance(outcome, Consumed):
         family_id = outcome.meta.family_id
         if family_id:
@@ -223,10 +228,6 @@ async def _issue_tokens(
         server, request, subject=entry.subject, scopes=entry.scope, resources=resources,
         claims=claims,
     )
-    if entry.family_id:
-        await server.stores.authorization_codes.record_access_token(
-            entry.family_id, access.jti, access.exp, now=now
-        )
     id_token = await issue_id_token(
         server, client, subject=entry.subject, scopes=entry.scope, claims=claims,
         access_token=access.token, nonce=entry.nonce, now=now,
@@ -244,7 +245,9 @@ async def _issue_tokens(
             )
         refresh_token = issued.token
 
-    await server.stores.authorization_codes.mark_consumed(code_hash, now=now)
+    await server.stores.authorization_codes.mark_consumed(
+        code_hash, now=now, access_token_jti=access.jti, access_token_expires_at=access.exp
+    )
     return GrantResult(
         access_token=access,
         scopes=entry.scope,

@@ -18,6 +18,7 @@ from authward.stores.codes import (
     S256,
     AccessTokenRevoked,
     AccessTokenRevokeOutcome,
+    Bound,
     CodeEntry,
     Consumed,
     ConsumedMeta,
@@ -86,34 +87,51 @@ class SqlAuthorizationCodeStore:
             row = (await conn.execute(stmt)).first()
         return Missing() if row is None else Found(_entry(row._mapping))
 
-    async def take(self, code_hash: str, *, now: float | None = None) -> TakeOutcome:
+    async def take(
+        self, code_hash: str, *, now: float | None = None, unbound_only: bool = False
+    ) -> TakeOutcome:
         """See ``AuthorizationCodeStore.take``."""
-        claim = (
-            sa.update(self._t)
-            .where(self._t.c.code_hash == code_hash, self._t.c.consumed_at.is_(None))
-            .values(consumed_at=to_seconds_column(self._ctx.now(now)))
-            .returning(*self._entry_columns)
+        t = self._t
+        claim = sa.update(t).where(t.c.code_hash == code_hash, t.c.consumed_at.is_(None))
+        if unbound_only:
+            claim = claim.where(t.c.cnf["jkt"].as_string().is_(None))
+        claim = claim.values(consumed_at=to_seconds_column(self._ctx.now(now))).returning(
+            *self._entry_columns
         )
-        why = sa.select(
-            self._t.c.consumed_success, self._t.c.family_id, self._t.c.subject
-        ).where(self._t.c.code_hash == code_hash)
+        why = sa.select(t.c.consumed_success, t.c.family_id, t.c.subject, t.c.consumed_at).where(
+            t.c.code_hash == code_hash
+        )
         async with self._ctx.one_statement() as conn:
             row = (await conn.execute(claim)).first()
             if row is not None:
                 return Taken(_entry(row._mapping))
-            # Lost or unknown: the decision is made; this read only names the reason.
+            # Lost, unknown or bound: the decision is made; this read only names the reason.
             seen = (await conn.execute(why)).first()
         if seen is not None and seen.consumed_success:
             return Consumed(ConsumedMeta(family_id=seen.family_id, subject=seen.subject))
+        if unbound_only and seen is not None and seen.consumed_at is None:
+            return Bound()
         return Missing()
 
-    async def mark_consumed(self, code_hash: str, *, now: float | None = None) -> None:
+    async def mark_consumed(
+        self,
+        code_hash: str,
+        *,
+        now: float | None = None,
+        access_token_jti: str | None = None,
+        access_token_expires_at: int | None = None,
+    ) -> None:
         """See ``AuthorizationCodeStore.mark_consumed``."""
-        stmt = (
-            sa.update(self._t)
-            .where(self._t.c.code_hash == code_hash)
-            .values(consumed_success=True)
-        )
+        values: dict[str, Any] = {"consumed_success": True}
+        if (access_token_jti is None) != (access_token_expires_at is None):
+            raise StoreContractError("access_token_jti and access_token_expires_at go together")
+        if access_token_jti is not None and access_token_expires_at is not None:
+            require("jti", access_token_jti)
+            check_length("jti", access_token_jti, JTI_SIZE)
+            _require_unix("expires_at", access_token_expires_at)
+            values["access_token_jti"] = access_token_jti
+            values["access_token_expires_at"] = to_seconds_column(access_token_expires_at)
+        stmt = sa.update(self._t).where(self._t.c.code_hash == code_hash).values(**values)
         async with self._ctx.one_statement() as conn:
             await conn.execute(stmt)
 
