@@ -26,7 +26,8 @@ The host file (``config_file``) is one TOML document:
 * ``[authward]``: the :class:`~authward.core.config.Settings` (read by the caller, e.g. with
   :func:`load_settings`; ``build_server`` takes the ``Settings`` object);
 * ``[[clients]]`` and ``[[users]]``: the default client registry and user directory
-  (``authward.core.defaults``; secrets and passwords as argon2 hashes);
+  (``authward.core.defaults``; client secrets as fast ``$sha256$`` digests or argon2 hashes,
+  passwords as argon2 hashes, all argon2 work through one bounded verifier);
 * ``[login]``: ``cookie_secret`` (at least 32 bytes, shared by every worker and node), an
   optional ``lifetime`` in seconds, and the failed sign-in limit per username
   ``max_failed_logins`` (default 10) per ``failed_login_window_seconds`` (default 900);
@@ -60,6 +61,7 @@ from authward.core.defaults import (
     MIN_COOKIE_SECRET_BYTES,
     AllowRequestedScopes,
     AlwaysAskConsent,
+    Argon2Verifier,
     FileClientRegistry,
     FileUserDirectory,
     HostFileError,
@@ -160,12 +162,14 @@ def load_host_config(
     """Read clients, users, ``[login]`` and ``[consent]`` from ``config_file``.
 
     ``None`` gives an empty registry and directory and no login secret. Raises
-    ``HostFileError`` naming the first bad key.
+    ``HostFileError`` naming the first bad key. The registry and the directory share one
+    :class:`Argon2Verifier`, so at most one argon2 computation per CPU runs at a time.
     """
+    verifier = Argon2Verifier(hasher)
     if config_file is None:
         return HostConfig(
-            clients=FileClientRegistry({}, {}, hasher=hasher),
-            users=FileUserDirectory((), hasher=hasher),
+            clients=FileClientRegistry({}, {}, verifier=verifier),
+            users=FileUserDirectory((), verifier=verifier),
             login_secret=None,
             login_lifetime=None,
             first_party_clients=(),
@@ -206,8 +210,8 @@ def load_host_config(
     ):
         raise HostFileError("consent.first_party_clients", "must be an array of client ids")
     return HostConfig(
-        clients=FileClientRegistry.from_mapping(document, hasher=hasher),
-        users=FileUserDirectory.from_mapping(document, hasher=hasher),
+        clients=FileClientRegistry.from_mapping(document, verifier=verifier),
+        users=FileUserDirectory.from_mapping(document, verifier=verifier),
         login_secret=login_secret,
         login_lifetime=lifetime,
         first_party_clients=tuple(first_party),

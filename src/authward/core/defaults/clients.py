@@ -1,7 +1,8 @@
-"""The default client registry: clients declared in a TOML file, secrets stored as argon2 hashes.
+"""The default client registry: clients declared in a TOML file, secrets stored as digests.
 
-Spec: RFC 6749 §2 (registration out of band), §2.3.1 (client passwords); RFC 6819 §5.1.4.2.2
-(secrets hashed at rest); RFC 7591 §2 (client metadata names).
+Spec: RFC 6749 §2 (registration out of band), §2.3.1 (client passwords), §10.10 (guessing);
+RFC 6819 §5.1.4.1.3 (no cleartext at rest), §5.1.4.2.2 (high-entropy secrets); RFC 7591 §2
+(client metadata names).
 
 File format (one ``[[clients]]`` table per client; unknown keys are errors)::
 
@@ -9,7 +10,8 @@ File format (one ``[[clients]]`` table per client; unknown keys are errors)::
     client_id = "web"
     client_type = "confidential"                 # or "public"
     token_endpoint_auth_method = "client_secret_basic"
-    client_secret_hash = "$argon2id$v=19$..."    # hash_secret("..."); a list during rotation
+    client_secret_hash = "$sha256$..."           # `authward secret generate`; a list during
+                                                 # rotation; "$argon2id$..." also accepted
     redirect_uris = ["https://app.example/cb"]
     grant_types = ["authorization_code", "refresh_token"]
     scope = "openid profile email offline_access"
@@ -17,18 +19,43 @@ File format (one ``[[clients]]`` table per client; unknown keys are errors)::
     # require_pushed_authorization_requests, dpop_bound_access_tokens,
     # post_logout_redirect_uris, backchannel_logout_uri, backchannel_logout_session_required,
     # response_types
+
+``client_secret_hash`` takes either form of :mod:`authward.core.defaults.hashing`, or an array
+mixing them while a secret is rotated:
+
+* ``$sha256$...``, the fast digest of a generated secret (the recommended form): checked with
+  one ``hmac.compare_digest``, in microseconds, on the event loop;
+* ``$argon2id$...``, for a secret a person chose: checked through the shared, bounded
+  :class:`~authward.core.defaults.hashing.Argon2Verifier`; a success is remembered for five
+  minutes by a :class:`~authward.core.defaults.verified_secrets.VerifiedSecretCache`, so a
+  legitimate client pays argon2 once per five minutes, not once per request.
+
+Timing does not tell whether a client exists: a client this registry does not know (the
+authenticator asks about one after an unknown ``client_id`` or a method mismatch) costs one
+placeholder check of the registry's slower form: a digest compare when every secret is a fast
+digest (so an unknown id and a known fast-form client both cost microseconds), one argon2
+verification while any client still has an argon2 hash. (In a file mixing both forms a
+fast-form client_id is therefore told apart from an unknown one by timing; client ids are not
+secret, RFC 6749 §2.2, and the difference goes with the last argon2 hash.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from os import PathLike
 from typing import Final, cast
 
 from argon2 import PasswordHasher
 
 from authward.core.clients import Client, ClientType, TokenEndpointAuthMethod
-from authward.core.defaults.hashing import Argon2Verifier, is_argon2_hash
+from authward.core.defaults.hashing import (
+    Argon2Verifier,
+    fast_digest_bytes,
+    fast_digest_matches,
+    is_argon2_hash,
+    is_fast_digest,
+)
 from authward.core.defaults.toml_file import (
     HostFileError,
     check_keys,
@@ -40,6 +67,7 @@ from authward.core.defaults.toml_file import (
     require_string,
     table,
 )
+from authward.core.defaults.verified_secrets import VerifiedSecretCache
 from authward.core.scopes import is_scope_token
 
 __all__ = ["FileClientRegistry"]
@@ -56,12 +84,27 @@ _KEYS: Final = frozenset(
 _SECRET_METHODS: Final = frozenset({"client_secret_basic", "client_secret_post"})
 
 
+@dataclass(frozen=True, slots=True)
+class _StoredSecret:
+    """One client's stored secret forms: fast digests (raw bytes) and argon2 hashes."""
+
+    fast: tuple[bytes, ...]
+    argon2: tuple[str, ...]
+
+
 class FileClientRegistry:
     """``ClientRegistry`` over a fixed set of clients (read once; restart to reload).
 
-    ``verify_client_secret`` checks the presented secret against the client's argon2 hashes:
-    ``False`` for a mismatch, an empty secret, a client without a hash or one this registry
-    did not issue; it never raises and never logs.
+    ``verify_client_secret`` checks the presented secret against the client's fast digests
+    (constant-time compare) and then, if it has any and none matched, its argon2 hashes
+    (through ``verifier``, after ``cache``). It answers ``False`` for a mismatch, an empty
+    secret, a client without a hash or one this registry did not issue (after the placeholder
+    check of the module docstring); it never raises and never logs.
+
+    ``verifier`` is the bounded argon2 verifier (default: a new one with ``hasher``); pass the
+    user directory's to bound both together. ``cache`` remembers argon2 successes (default: a
+    new five-minute :class:`VerifiedSecretCache`).
+    ``secret_hashes`` values must each be a fast digest or an argon2 hash (``ValueError``).
     """
 
     def __init__(
@@ -70,21 +113,35 @@ class FileClientRegistry:
         secret_hashes: Mapping[str, tuple[str, ...]],
         *,
         hasher: PasswordHasher | None = None,
+        verifier: Argon2Verifier | None = None,
+        cache: VerifiedSecretCache | None = None,
     ) -> None:
         self._clients = dict(clients)
-        self._hashes = {cid: tuple(hashes) for cid, hashes in secret_hashes.items()}
-        self._verifier = Argon2Verifier(hasher)
+        self._secrets = {cid: _stored(cid, hashes) for cid, hashes in secret_hashes.items()}
+        self._verifier = verifier if verifier is not None else Argon2Verifier(hasher)
+        self._cache = cache if cache is not None else VerifiedSecretCache()
+        self._argon2_placeholder = any(stored.argon2 for stored in self._secrets.values())
 
     @classmethod
     def from_file(
-        cls, path: str | PathLike[str], *, hasher: PasswordHasher | None = None
+        cls,
+        path: str | PathLike[str],
+        *,
+        hasher: PasswordHasher | None = None,
+        verifier: Argon2Verifier | None = None,
+        cache: VerifiedSecretCache | None = None,
     ) -> FileClientRegistry:
         """Read the ``[[clients]]`` tables of the TOML file at ``path``."""
-        return cls.from_mapping(load_toml(path), hasher=hasher)
+        return cls.from_mapping(load_toml(path), hasher=hasher, verifier=verifier, cache=cache)
 
     @classmethod
     def from_mapping(
-        cls, data: Mapping[str, object], *, hasher: PasswordHasher | None = None
+        cls,
+        data: Mapping[str, object],
+        *,
+        hasher: PasswordHasher | None = None,
+        verifier: Argon2Verifier | None = None,
+        cache: VerifiedSecretCache | None = None,
     ) -> FileClientRegistry:
         """Build from parsed TOML; raises ``HostFileError`` naming the first bad key."""
         clients: dict[str, Client] = {}
@@ -95,7 +152,7 @@ class FileClientRegistry:
                 raise HostFileError(f"{key}.client_id", "is already used by another client")
             clients[client.client_id] = client
             hashes[client.client_id] = secret_hashes
-        return cls(clients, hashes, hasher=hasher)
+        return cls(clients, hashes, hasher=hasher, verifier=verifier, cache=cache)
 
     @property
     def client_ids(self) -> tuple[str, ...]:
@@ -109,10 +166,45 @@ class FileClientRegistry:
         return self._clients.get(client_id)
 
     async def verify_client_secret(self, client: Client, presented_secret: str) -> bool:
-        """True when ``presented_secret`` matches one of the client's hashes (argon2 verify)."""
+        """True when ``presented_secret`` matches one of the client's stored forms."""
         mine = self._clients.get(client.client_id) if isinstance(client, Client) else None
-        hashes = self._hashes.get(client.client_id, ()) if mine == client else ()
-        return await self._verifier.verify(hashes, presented_secret)
+        stored = self._secrets.get(client.client_id) if mine == client else None
+        if stored is None or not (stored.fast or stored.argon2):
+            await self._spend_placeholder(presented_secret)
+            return False
+        if fast_digest_matches(stored.fast, presented_secret):
+            return True
+        if not stored.argon2 or not isinstance(presented_secret, str) or not presented_secret:
+            return False
+        if self._cache.seen(client.client_id, stored.argon2, presented_secret):
+            return True
+        if not await self._verifier.verify(stored.argon2, presented_secret):
+            return False
+        self._cache.remember(client.client_id, stored.argon2, presented_secret)
+        return True
+
+    async def _spend_placeholder(self, presented_secret: str) -> None:
+        """The work of a wrong secret in this registry, for a client it does not know."""
+        if self._argon2_placeholder:
+            await self._verifier.verify((), presented_secret)
+        else:
+            fast_digest_matches((), presented_secret)
+
+
+def _stored(client_id: str, hashes: tuple[str, ...]) -> _StoredSecret:
+    fast: list[bytes] = []
+    argon2: list[str] = []
+    for value in hashes:
+        raw = fast_digest_bytes(value)
+        if raw is not None:
+            fast.append(raw)
+        elif is_argon2_hash(value):
+            argon2.append(value)
+        else:
+            raise ValueError(
+                f"client {client_id!r}: a secret hash must be a $sha256$ digest or an argon2 hash"
+            )
+    return _StoredSecret(tuple(fast), tuple(argon2))
 
 
 def _read_client(key: str, entry: Mapping[str, object]) -> tuple[Client, tuple[str, ...]]:
@@ -174,9 +266,10 @@ def _read_hashes(key: str, entry: Mapping[str, object]) -> tuple[str, ...]:
     if value is None:
         return ()
     listed = value if isinstance(value, list) else [value]
-    if not listed or not all(is_argon2_hash(item) for item in listed):
+    if not listed or not all(is_argon2_hash(item) or is_fast_digest(item) for item in listed):
         raise HostFileError(
             f"{key}.client_secret_hash",
-            "must be an argon2 hash (or an array of them) made with hash_secret()",
+            "must be a $sha256$ digest of a generated secret (`authward secret generate`) or an "
+            "argon2 hash (hash_secret()), or an array of them",
         )
     return tuple(cast(list[str], listed))

@@ -8,13 +8,17 @@ File format (one ``[[users]]`` table per user; unknown keys and unknown claims a
     [[users]]
     subject = "248289761001"          # the stable `sub`, never reassigned
     username = "alice"
-    password_hash = "$argon2id$..."   # hash_secret("...")
+    password_hash = "$argon2id$..."   # hash_secret("...") or `authward secret hash --argon2`
     [users.claims]
     name = "Alice Example"
     email = "alice@example.com"
     email_verified = true
     [users.claims.address]
     locality = "Paris"
+
+Passwords are human-chosen, so ``password_hash`` must be argon2: the fast ``$sha256$`` form of
+generated client secrets is refused. They are checked through the bounded
+:class:`~authward.core.defaults.hashing.Argon2Verifier` (share one with the client registry).
 
 Only the OIDC standard claims (§5.1, without ``sub``) are accepted, and each is released only
 under its §5.4 scope: ``profile``, ``email``, ``address``, ``phone``.
@@ -29,7 +33,7 @@ from typing import Final
 
 from argon2 import PasswordHasher
 
-from authward.core.defaults.hashing import Argon2Verifier, is_argon2_hash
+from authward.core.defaults.hashing import Argon2Verifier, is_argon2_hash, is_fast_digest
 from authward.core.defaults.toml_file import (
     HostFileError,
     check_keys,
@@ -72,25 +76,40 @@ class User:
 
 class FileUserDirectory:
     """``ClaimsProvider`` over a fixed set of users, plus password verification for the
-    default login page. Usernames match exactly (case-sensitive)."""
+    default login page. Usernames match exactly (case-sensitive). ``verifier`` is the bounded
+    argon2 verifier (default: a new one with ``hasher``)."""
 
-    def __init__(self, users: tuple[User, ...], *, hasher: PasswordHasher | None = None) -> None:
+    def __init__(
+        self,
+        users: tuple[User, ...],
+        *,
+        hasher: PasswordHasher | None = None,
+        verifier: Argon2Verifier | None = None,
+    ) -> None:
         self._by_subject = {user.subject: user for user in users}
         self._by_username = {user.username: user for user in users}
         if len(self._by_subject) != len(users) or len(self._by_username) != len(users):
             raise ValueError("subjects and usernames must be unique")
-        self._verifier = Argon2Verifier(hasher)
+        self._verifier = verifier if verifier is not None else Argon2Verifier(hasher)
 
     @classmethod
     def from_file(
-        cls, path: str | PathLike[str], *, hasher: PasswordHasher | None = None
+        cls,
+        path: str | PathLike[str],
+        *,
+        hasher: PasswordHasher | None = None,
+        verifier: Argon2Verifier | None = None,
     ) -> FileUserDirectory:
         """Read the ``[[users]]`` tables of the TOML file at ``path``."""
-        return cls.from_mapping(load_toml(path), hasher=hasher)
+        return cls.from_mapping(load_toml(path), hasher=hasher, verifier=verifier)
 
     @classmethod
     def from_mapping(
-        cls, data: Mapping[str, object], *, hasher: PasswordHasher | None = None
+        cls,
+        data: Mapping[str, object],
+        *,
+        hasher: PasswordHasher | None = None,
+        verifier: Argon2Verifier | None = None,
     ) -> FileUserDirectory:
         """Build from parsed TOML; raises ``HostFileError`` naming the first bad key."""
         users: list[User] = []
@@ -105,7 +124,7 @@ class FileUserDirectory:
             subjects.add(user.subject)
             usernames.add(user.username)
             users.append(user)
-        return cls(tuple(users), hasher=hasher)
+        return cls(tuple(users), hasher=hasher, verifier=verifier)
 
     async def verify_password(self, username: str, password: str) -> str | None:
         """The subject of ``username`` when ``password`` is right, else ``None``.
@@ -135,6 +154,13 @@ def _read_user(key: str, entry: Mapping[str, object]) -> User:
     password_hash = require_string(key, entry, "password_hash")
     if len(subject) > 255:
         raise HostFileError(f"{key}.subject", "must be at most 255 characters (OIDC Core §2)")
+    if is_fast_digest(password_hash):
+        raise HostFileError(
+            f"{key}.password_hash",
+            "is a fast $sha256$ digest, which is only for generated client secrets; a password "
+            "is chosen by a person and must be an argon2 hash (hash_secret(password) or "
+            "`authward secret hash --argon2`)",
+        )
     if not is_argon2_hash(password_hash):
         raise HostFileError(
             f"{key}.password_hash", "must be an argon2 hash made with hash_secret()"

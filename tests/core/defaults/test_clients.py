@@ -1,0 +1,217 @@
+"""The TOML client registry's secrets: fast digests, argon2 hashes, lists mixing them, the
+placeholder check for clients it does not know, and the cache of argon2 successes.
+
+Spec: RFC 6749 §2.3.1; RFC 6819 §5.1.4.1.3, §5.1.4.2.2 (high-entropy generated secrets).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+import pytest
+from argon2 import PasswordHasher
+
+from authward.core.clients import Client
+from authward.core.defaults import (
+    Argon2Verifier,
+    FileClientRegistry,
+    FileUserDirectory,
+    HostFileError,
+    VerifiedSecretCache,
+    generate_client_secret,
+    hash_secret,
+)
+from authward.stores.clock import FrozenClock
+
+CHEAP = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+FAST = generate_client_secret()
+OTHER = generate_client_secret()
+
+
+class CountingHasher(PasswordHasher):
+    """Cheap argon2 that counts its verifications."""
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=8, parallelism=1)
+        self.verifies = 0
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+        self.verifies += 1
+        return super().verify(hash, password)
+
+
+def entry(client_id: str = "web", **overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "client_id": client_id,
+        "client_type": "confidential",
+        "token_endpoint_auth_method": "client_secret_basic",
+        "client_secret_hash": FAST.digest,
+        "redirect_uris": ["https://app.example/cb"],
+    }
+    base.update(overrides)
+    return base
+
+
+def registry(*entries: dict[str, Any], hasher: PasswordHasher = CHEAP,
+             cache: VerifiedSecretCache | None = None) -> FileClientRegistry:
+    return FileClientRegistry.from_mapping({"clients": list(entries)}, hasher=hasher, cache=cache)
+
+
+async def client_of(reg: FileClientRegistry, client_id: str = "web") -> Client:
+    found = await reg.get_client(client_id)
+    assert found is not None
+    return found
+
+
+# --- the fast form ---------------------------------------------------------------------------
+
+
+async def test_a_fast_digest_verifies_its_secret_without_argon2() -> None:
+    hasher = CountingHasher()
+    reg = registry(entry(), hasher=hasher)
+    web = await client_of(reg)
+    assert await reg.verify_client_secret(web, FAST.secret) is True
+    assert await reg.verify_client_secret(web, OTHER.secret) is False
+    assert await reg.verify_client_secret(web, FAST.secret[:-1]) is False
+    assert await reg.verify_client_secret(web, "") is False
+    assert hasher.verifies == 0
+
+
+async def test_a_rotation_list_may_mix_fast_digests_and_argon2_hashes() -> None:
+    hasher = CountingHasher()
+    old = hash_secret("a person chose this", hasher=CHEAP)
+    reg = registry(entry(client_secret_hash=[old, FAST.digest]), hasher=hasher)
+    web = await client_of(reg)
+    assert await reg.verify_client_secret(web, FAST.secret) is True
+    assert hasher.verifies == 0  # the fast digest answered first
+    assert await reg.verify_client_secret(web, "a person chose this") is True
+    assert hasher.verifies == 1
+    assert await reg.verify_client_secret(web, OTHER.secret) is False
+    assert hasher.verifies == 2
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "$sha256$" + "A" * 42,
+        "$sha256$short",
+        [FAST.digest, "plain-text"],
+        [],
+    ],
+)
+def test_a_malformed_secret_hash_names_its_key(value: object) -> None:
+    with pytest.raises(HostFileError) as raised:
+        registry(entry(client_secret_hash=value))
+    assert raised.value.key == "clients[0].client_secret_hash"
+    assert "$sha256$" in str(raised.value)
+
+
+def test_the_constructor_refuses_a_hash_of_neither_form() -> None:
+    web = Client("web", "confidential", "client_secret_basic")
+    with pytest.raises(ValueError, match="web"):
+        FileClientRegistry({"web": web}, {"web": ("plain-text",)})
+
+
+def test_a_password_hash_must_be_argon2_not_the_fast_form() -> None:
+    """Passwords are chosen by people: a fast digest would make a stolen file crackable."""
+    with pytest.raises(HostFileError) as raised:
+        FileUserDirectory.from_mapping(
+            {"users": [{"subject": "u", "username": "alice", "password_hash": FAST.digest}]}
+        )
+    assert raised.value.key == "users[0].password_hash"
+    assert "argon2" in str(raised.value)
+    assert "only for generated client secrets" in str(raised.value)
+
+
+# --- clients the registry does not know ------------------------------------------------------
+
+
+async def test_an_unknown_client_costs_one_digest_compare_in_a_fast_only_registry() -> None:
+    """A known fast-form client and an unknown id both cost microseconds: no argon2 anywhere."""
+    hasher = CountingHasher()
+    reg = registry(entry(), entry("api", client_secret_hash=OTHER.digest), hasher=hasher)
+    ghost = Client("ghost", "confidential", "client_secret_basic")
+    assert await reg.verify_client_secret(ghost, FAST.secret) is False
+    forged = Client("web", "confidential", "client_secret_post")  # not the record it issued
+    assert await reg.verify_client_secret(forged, FAST.secret) is False
+    assert hasher.verifies == 0
+
+
+async def test_an_unknown_client_costs_one_argon2_check_while_argon2_hashes_exist() -> None:
+    hasher = CountingHasher()
+    reg = registry(
+        entry(),
+        entry("legacy", client_secret_hash=hash_secret("chosen", hasher=CHEAP)),
+        hasher=hasher,
+    )
+    ghost = Client("ghost", "confidential", "client_secret_basic")
+    assert await reg.verify_client_secret(ghost, "chosen") is False
+    assert hasher.verifies == 1
+    assert await reg.verify_client_secret(await client_of(reg, "legacy"), "wrong") is False
+    assert hasher.verifies == 2
+
+
+# --- the cache of argon2 successes -----------------------------------------------------------
+
+
+async def test_a_verified_argon2_secret_is_not_verified_again_within_the_ttl() -> None:
+    hasher = CountingHasher()
+    clock = FrozenClock(1_000.0)
+    reg = registry(entry(client_secret_hash=hash_secret("chosen", hasher=CHEAP)), hasher=hasher,
+                   cache=VerifiedSecretCache(ttl_seconds=300, clock=clock))
+    web = await client_of(reg)
+    assert await reg.verify_client_secret(web, "chosen") is True
+    assert await reg.verify_client_secret(web, "chosen") is True
+    assert hasher.verifies == 1
+    assert await reg.verify_client_secret(web, "not it") is False  # a miss runs argon2
+    assert hasher.verifies == 2
+    assert await reg.verify_client_secret(web, "not it") is False  # failures are not cached
+    assert hasher.verifies == 3
+    clock.advance(300)
+    assert await reg.verify_client_secret(web, "chosen") is True
+    assert hasher.verifies == 4
+
+
+async def test_a_rotation_stops_the_old_secret_at_once_despite_the_cache() -> None:
+    """The stored hashes are part of the cache key, so a changed hash list misses."""
+    cache = VerifiedSecretCache(ttl_seconds=300)
+    old = hash_secret("old secret", hasher=CHEAP)
+    first = registry(entry(client_secret_hash=old), cache=cache)
+    assert await first.verify_client_secret(await client_of(first), "old secret") is True
+    rotated = registry(entry(client_secret_hash=hash_secret("new secret", hasher=CHEAP)),
+                       cache=cache)
+    assert await rotated.verify_client_secret(await client_of(rotated), "old secret") is False
+    assert await rotated.verify_client_secret(await client_of(rotated), "new secret") is True
+
+
+async def test_the_registry_and_the_user_directory_can_share_one_bounded_verifier() -> None:
+    hasher = CountingHasher()
+    verifier = Argon2Verifier(hasher, max_concurrent=1)
+    data = {
+        "clients": [entry(client_secret_hash=hash_secret("chosen", hasher=CHEAP))],
+        "users": [{"subject": "u", "username": "alice",
+                   "password_hash": hash_secret("pw", hasher=CHEAP)}],
+    }
+    reg = FileClientRegistry.from_mapping(data, verifier=verifier)
+    users = FileUserDirectory.from_mapping(data, verifier=verifier)
+    assert await reg.verify_client_secret(await client_of(reg), "chosen")
+    assert await users.verify_password("alice", "pw") == "u"
+    assert hasher.verifies == 2
+
+
+# --- nothing secret in the logs --------------------------------------------------------------
+
+
+async def test_no_secret_or_digest_reaches_the_logs(caplog: pytest.LogCaptureFixture) -> None:
+    argon2 = hash_secret("chosen by a person", hasher=CHEAP)
+    with caplog.at_level(logging.DEBUG):
+        reg = registry(entry(client_secret_hash=[FAST.digest, argon2]))
+        web = await client_of(reg)
+        ghost = Client("ghost", "confidential", "client_secret_basic")
+        for presented in (FAST.secret, OTHER.secret, "chosen by a person", ""):
+            await reg.verify_client_secret(web, presented)
+            await reg.verify_client_secret(ghost, presented)
+    for value in (FAST.secret, OTHER.secret, FAST.digest, FAST.digest[8:], argon2,
+                  "chosen by a person"):
+        assert value not in caplog.text
