@@ -14,19 +14,23 @@ import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote_plus
 
 import pytest
+from argon2 import PasswordHasher
 
 from authward.core.client_auth import (
     JWT_BEARER_ASSERTION_TYPE,
     AssertionPolicy,
     AuthenticatedClient,
     ClientAuthenticator,
+    ClientAuthLimits,
 )
 from authward.core.clients import Client
+from authward.core.defaults import FileClientRegistry, generate_client_secret, hash_secret
 from authward.core.errors import InvalidClientError, InvalidRequestError
+from authward.core.failure_limits import FailureBudget, FailureLimiter
 from authward.core.http import Request
 from authward.core.jose import JsonWebKey, generate_signing_key, sign_jwt
 from authward.core.ssrf import Family, GuardedFetcher
@@ -54,6 +58,8 @@ class HashedRegistry:
         self.clients: dict[str, Client] = {}
         self.digests: dict[str, bytes] = {}
         self.verified: list[str] = []
+        self.placeholders: list[Client] = []
+        self.placeholder_answer = False
 
     def add(self, client: Client, secret: str | None = None) -> None:
         self.clients[client.client_id] = client
@@ -65,6 +71,9 @@ class HashedRegistry:
 
     async def verify_client_secret(self, client: Client, presented_secret: str) -> bool:
         self.verified.append(client.client_id)
+        if self.clients.get(client.client_id) != client:
+            self.placeholders.append(client)
+            return self.placeholder_answer
         stored = self.digests.get(client.client_id)
         if stored is None:
             return False
@@ -139,6 +148,7 @@ def basic(client_id: str, secret: str) -> tuple[str, str]:
 def token_request(
     form: Mapping[str, str] | list[tuple[str, str]] = (),  # type: ignore[assignment]
     headers: list[tuple[str, str]] | None = None,
+    address: str | None = None,
 ) -> Request:
     pairs = list(form.items()) if isinstance(form, Mapping) else list(form)
     return Request.build(
@@ -146,6 +156,7 @@ def token_request(
         TOKEN_URL,
         headers=headers or [],
         form=[("grant_type", "client_credentials"), *pairs],
+        client_address=address,
     )
 
 
@@ -256,7 +267,33 @@ async def test_unknown_client_over_basic_is_invalid_client_401(
 ) -> None:
     error = await refused(auth, token_request(headers=[basic("nobody", "s3cret")]))
     assert error.status == 401
-    assert registry.verified == []
+    assert [c.client_id for c in registry.placeholders] == ["nobody"]
+
+
+async def test_an_unknown_client_costs_the_same_secret_check_as_a_wrong_secret(
+    auth: ClientAuthenticator, registry: HashedRegistry
+) -> None:
+    """No existence oracle by timing: an unknown client_id with a secret reaches the registry's
+    verify path too (with a placeholder record it never issued), as a wrong secret does."""
+    unknown = await refused(auth, token_request(headers=[basic("nobody", "s3cret")]))
+    wrong = await refused(auth, token_request(headers=[basic("basic-client", "wrong")]))
+    assert registry.verified == ["nobody", "basic-client"]
+    assert [p.token_endpoint_auth_method for p in registry.placeholders] == [
+        "client_secret_basic"
+    ]
+    assert (unknown.status, unknown.headers(), unknown.body()) == (
+        wrong.status, wrong.headers(), wrong.body()
+    )
+
+
+async def test_a_yes_to_the_placeholder_check_never_authenticates(
+    auth: ClientAuthenticator, registry: HashedRegistry
+) -> None:
+    """The answer of the placeholder check is thrown away."""
+    registry.placeholder_answer = True
+    await refused(auth, token_request(headers=[basic("nobody", "s3cret")]))
+    await refused(auth, token_request({"client_id": "nobody", "client_secret": "s3cret"}))
+    await refused(auth, token_request({"client_id": "basic-client", "client_secret": "s3cret"}))
 
 
 async def test_basic_with_a_different_body_client_id_is_invalid_request(
@@ -322,7 +359,9 @@ async def test_a_method_other_than_the_registered_one_is_invalid_client(
     headers: list[tuple[str, str]],
 ) -> None:
     await refused(auth, token_request(form, headers=headers))
-    assert registry.verified == []  # no secret is checked against the wrong method
+    # a presented secret is never checked against the client's record, only a placeholder
+    assert all(checked not in registry.clients.values() for checked in registry.placeholders)
+    assert len(registry.placeholders) == len(registry.verified)
 
 
 async def test_a_confidential_client_cannot_skip_its_secret(auth: ClientAuthenticator) -> None:
@@ -634,3 +673,156 @@ async def test_a_jwks_uri_client_without_a_fetcher_is_refused(
     jwt_auth = uri_authenticator(db, registry, None)
     await refused(jwt_auth, token_request(assertion_form(assertion(iss="uri-client",
                                                                sub="uri-client"))))
+
+
+# --- failure limits ---------------------------------------------------------------------------
+
+WINDOW_START = 60 * 30_000_000.0  # a window boundary, so the clock arithmetic reads plainly
+
+
+def limits(per_client: int | None = 3, per_address: int | None = 3) -> ClientAuthLimits:
+    def limiter(failures: int | None) -> FailureLimiter | None:
+        return None if failures is None else FailureLimiter(FailureBudget(failures, 60))
+
+    return ClientAuthLimits(per_client=limiter(per_client), per_address=limiter(per_address))
+
+
+def limited(registry: Any, policy: AssertionPolicy, clock: FrozenClock,
+            guard: ClientAuthLimits) -> ClientAuthenticator:
+    return ClientAuthenticator(
+        registry=registry, replay=UnusedReplayStore(), policy=policy, clock=clock, limits=guard
+    )
+
+
+async def test_after_k_wrong_secrets_a_client_id_is_refused_without_a_secret_check(
+    registry: HashedRegistry, policy: AssertionPolicy
+) -> None:
+    """RFC 6749 §10.10, RFC 6819 §5.1.4.2.3: the registry is not asked once the budget is spent,
+    and the refusal reads exactly like a wrong secret (RFC 6749 §5.2: 401 + Basic)."""
+    auth = limited(registry, policy, FrozenClock(WINDOW_START), limits(per_address=None))
+    for _ in range(3):
+        wrong = await refused(auth, token_request(headers=[basic("basic-client", "wrong")]))
+    assert registry.verified == ["basic-client"] * 3
+    locked = await refused(auth, token_request(headers=[basic("basic-client", "s3cret")]))
+    assert registry.verified == ["basic-client"] * 3  # not even the right secret is checked
+    assert (locked.status, locked.headers(), locked.body()) == (
+        wrong.status, wrong.headers(), wrong.body()
+    )
+    assert locked.status == 401
+    assert (await auth.authenticate(token_request({"client_id": "post-client",
+                                                   "client_secret": "p0st"}))).client
+
+
+async def test_a_new_window_lets_the_client_in_again(
+    registry: HashedRegistry, policy: AssertionPolicy
+) -> None:
+    clock = FrozenClock(WINDOW_START + 10)
+    auth = limited(registry, policy, clock, limits(per_address=None))
+    for _ in range(3):
+        await refused(auth, token_request({"client_id": "post-client", "client_secret": "x"}))
+    await refused(auth, token_request({"client_id": "post-client", "client_secret": "p0st"}))
+    clock.advance(49)  # still the same window
+    await refused(auth, token_request({"client_id": "post-client", "client_secret": "p0st"}))
+    clock.advance(1)  # the next one
+    result = await auth.authenticate(
+        token_request({"client_id": "post-client", "client_secret": "p0st"})
+    )
+    assert result.client.client_id == "post-client"
+
+
+async def test_failures_are_counted_per_source_address_across_client_ids(
+    registry: HashedRegistry, policy: AssertionPolicy
+) -> None:
+    auth = limited(registry, policy, FrozenClock(WINDOW_START), limits(per_client=None))
+    for client_id in ("basic-client", "nobody", "post-client"):
+        await refused(auth, token_request(headers=[basic(client_id, "wrong")],
+                                          address="203.0.113.7"))
+    checked = len(registry.verified)
+    await refused(auth, token_request(headers=[basic("basic-client", "s3cret")],
+                                      address="203.0.113.7"))
+    assert len(registry.verified) == checked
+    elsewhere = await auth.authenticate(
+        token_request(headers=[basic("basic-client", "s3cret")], address="198.51.100.2")
+    )
+    assert elsewhere.client.client_id == "basic-client"
+
+
+async def test_unknown_client_ids_and_wrong_methods_count_as_failures(
+    registry: HashedRegistry, policy: AssertionPolicy
+) -> None:
+    auth = limited(registry, policy, FrozenClock(WINDOW_START), limits(per_client=None))
+    address = "203.0.113.9"
+    await refused(auth, token_request(headers=[basic("nobody", "x")], address=address))
+    await refused(auth, token_request({"client_id": "basic-client", "client_secret": "x"},
+                                      address=address))
+    await refused(auth, token_request(headers=[basic("public-client", "x")], address=address))
+    before = len(registry.verified)
+    await refused(auth, token_request(headers=[basic("basic-client", "s3cret")], address=address))
+    assert len(registry.verified) == before
+
+
+async def test_methods_without_a_secret_are_not_limited(
+    registry: HashedRegistry, policy: AssertionPolicy
+) -> None:
+    auth = limited(registry, policy, FrozenClock(WINDOW_START), limits(per_client=1,
+                                                                       per_address=1))
+    for _ in range(3):
+        await refused(auth, token_request({"client_id": "nobody"}, address="203.0.113.1"))
+    result = await auth.authenticate(token_request({"client_id": "public-client"},
+                                                   address="203.0.113.1"))
+    assert result.method == "none"
+
+
+class CountingHasher(PasswordHasher):
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=8, parallelism=1)
+        self.verifies = 0
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+        self.verifies += 1
+        return super().verify(hash, password)
+
+
+async def test_a_flood_of_wrong_secrets_buys_at_most_k_argon2_verifications(
+    policy: AssertionPolicy,
+) -> None:
+    """The limit sits in front of the default registry's argon2 work, for unknown ids too."""
+    hasher = CountingHasher()
+    registry = FileClientRegistry.from_mapping(
+        {"clients": [{"client_id": "legacy", "client_type": "confidential",
+                      "client_secret_hash": hash_secret("chosen", hasher=hasher)}]},
+        hasher=hasher,
+    )
+    auth = limited(registry, policy, FrozenClock(WINDOW_START), limits(per_client=5,
+                                                                       per_address=8))
+    for attempt in range(40):
+        await refused(auth, token_request(headers=[basic("legacy", f"guess {attempt}")],
+                                          address=f"203.0.113.{attempt}"))
+    assert hasher.verifies == 5
+    for attempt in range(40):
+        await refused(auth, token_request(headers=[basic(f"ghost-{attempt}", "guess")],
+                                          address="198.51.100.1"))
+    assert hasher.verifies == 5 + 8  # the placeholder checks stop at the address budget
+
+
+async def test_a_known_fast_form_client_and_an_unknown_id_take_the_same_path(
+    policy: AssertionPolicy,
+) -> None:
+    """Structural timing check: with fast digests only, neither a wrong secret for a known
+    client nor an unknown id reaches argon2, and both get the same answer."""
+    hasher = CountingHasher()
+    made = generate_client_secret()
+    registry = FileClientRegistry.from_mapping(
+        {"clients": [{"client_id": "web", "client_type": "confidential",
+                      "client_secret_hash": made.digest}]},
+        hasher=hasher,
+    )
+    auth = limited(registry, policy, FrozenClock(WINDOW_START), limits())
+    known = await refused(auth, token_request(headers=[basic("web", "wrong")]))
+    unknown = await refused(auth, token_request(headers=[basic("ghost", "wrong")]))
+    assert hasher.verifies == 0
+    assert (known.status, known.headers(), known.body()) == (
+        unknown.status, unknown.headers(), unknown.body()
+    )
+    result = await auth.authenticate(token_request(headers=[basic("web", made.secret)]))
+    assert result.client.client_id == "web"

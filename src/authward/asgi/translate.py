@@ -6,7 +6,9 @@ errors), §3.1/§3.2 and Appendix B (``application/x-www-form-urlencoded`` bodie
 ASGI HTTP connection scope (``root_path``: where the app is mounted).
 
 Requests: method, the absolute URL the client used (scheme and ``Host`` as received, the mount
-point from ``root_path`` included), headers, the query (``parse_qsl``, blank values kept,
+point from ``root_path`` included), the peer address (the host part of the ASGI ``client``
+pair, which uvicorn ``--proxy-headers`` rewrites from trusted proxies; ``None`` when the
+server gives none), headers, the query (``parse_qsl``, blank values kept,
 duplicates kept) and, only for ``application/x-www-form-urlencoded``, the form body (parsed
 strictly, duplicates kept). Other bodies are read (for the size limit) and ignored; core never
 sees JSON bodies from here. A body over the limit is ``invalid_request`` with 413; a body or
@@ -48,6 +50,7 @@ __all__ = [
     "Endpoint",
     "Handler",
     "ServerErrorGuard",
+    "client_address",
     "endpoint",
     "external_url",
     "http_exception_response",
@@ -161,7 +164,17 @@ async def read_request(
         headers=headers,
         query=query,
         form=form,
+        client_address=client_address(scope),
     )
+
+
+def client_address(scope: Scope) -> str | None:
+    """The peer's host from the ASGI ``client`` pair (``(host, port)``), or ``None``."""
+    peer = scope.get("client")
+    if not peer:
+        return None
+    host = peer[0]
+    return host if isinstance(host, str) and host else None
 
 
 def to_starlette(response: Response) -> StarletteResponse:

@@ -21,6 +21,30 @@ are not accepted. ``typ`` is optional; when present it must be ``JWT`` or
 
 Secrets are only ever handed to :meth:`ClientRegistry.verify_client_secret`; nothing in this
 module logs or stores them, and no error detail contains one.
+
+**Same work whether or not the client exists.** When a secret is presented for a client that
+cannot use it (an unknown ``client_id``, or a known one registered for another method), the
+registry is still asked to verify it, against a placeholder ``Client`` it did not issue, and
+the answer is thrown away: the registry spends what a wrong secret costs (the default registry:
+one digest compare, or one argon2 verification while it holds argon2 hashes), the failure is
+counted as below, and the error is the same ``invalid_client``.
+
+**Failure limits (decision).** With :class:`ClientAuthLimits`, failed secret authentications
+(``client_secret_basic``/``client_secret_post``: wrong secret, unknown client, wrong method) are
+counted per presented ``client_id`` and per source address (``Request.client_address``) in
+process memory (:mod:`authward.core.failure_limits`: no database write per failure, bounded
+memory). Once either budget is spent for the current window, further secret attempts of that
+client id or from that address are refused before the registry is asked anything, so a flood
+of wrong secrets cannot buy argon2 work. The refusal is ``invalid_client`` (RFC 6749 §5.2; 401
+with the ``Basic`` challenge after a Basic attempt), not 429 with ``Retry-After``: §5.2 is the
+error vocabulary every OAuth client implements for these endpoints, and ``invalid_client`` is
+its answer when client authentication fails, which it does here, since the server refuses to
+perform it; and the response is byte for byte the one a wrong secret gets, so the limit is no
+oracle: a guesser cannot tell a spent budget from a wrong guess, or learn when the window
+ends. The trade-off of a per-client_id budget: anyone who knows a client_id can keep it locked
+by spending the budget every window (a lockout, RFC 6819 §5.1.4.2.3); pass ``per_client=None``
+when the registry holds only fast digests (256-bit secrets cannot be guessed, and their check
+costs microseconds). ``private_key_jwt`` and ``none`` are not counted.
 """
 
 from __future__ import annotations
@@ -31,13 +55,14 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, get_args
 from urllib.parse import unquote_plus
 
 from authward.core.clients import Client, TokenEndpointAuthMethod
 from authward.core.clock import Clock, SystemClock
 from authward.core.errors import InvalidClientError, InvalidRequestError
+from authward.core.failure_limits import FailureBudget, FailureLimiter
 from authward.core.http import Request
 from authward.core.jose import (
     JoseError,
@@ -58,9 +83,12 @@ from authward.stores.replay import (
 )
 
 __all__ = [
+    "DEFAULT_ADDRESS_FAILURE_BUDGET",
+    "DEFAULT_CLIENT_FAILURE_BUDGET",
     "JWT_BEARER_ASSERTION_TYPE",
     "AssertionPolicy",
     "AuthenticatedClient",
+    "ClientAuthLimits",
     "ClientAuthenticator",
 ]
 
@@ -69,6 +97,51 @@ _ASSERTION_TYPS: Final = frozenset({"jwt", "client-authentication+jwt"})
 _BASIC: Final = re.compile(r"basic[ \t]+([A-Za-z0-9+/]+=*)[ \t]*", re.IGNORECASE)
 _MAX_ASSERTION_CHARS: Final = 16_384
 _MAX_CLIENT_ID_CHARS: Final = 1_024
+_SECRET_METHODS: Final = frozenset({"client_secret_basic", "client_secret_post"})
+
+#: Failed secret authentications allowed per client_id and minute (module docstring).
+DEFAULT_CLIENT_FAILURE_BUDGET: Final = FailureBudget(max_failures=20, window_seconds=60)
+#: Failed secret authentications allowed per source address and minute.
+DEFAULT_ADDRESS_FAILURE_BUDGET: Final = FailureBudget(max_failures=20, window_seconds=60)
+
+
+def _client_limiter() -> FailureLimiter:
+    return FailureLimiter(DEFAULT_CLIENT_FAILURE_BUDGET)
+
+
+def _address_limiter() -> FailureLimiter:
+    return FailureLimiter(DEFAULT_ADDRESS_FAILURE_BUDGET)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientAuthLimits:
+    """The failure limits of secret-based client authentication (module docstring).
+
+    ``per_client`` counts failures per presented ``client_id``, ``per_address`` per
+    ``Request.client_address`` (requests without one are counted per client_id only); ``None``
+    switches that limit off. Build one per process and hand the same one to every
+    authenticator: the counts live in these limiters. Defaults: 20 failures per minute each.
+    """
+
+    per_client: FailureLimiter | None = field(default_factory=_client_limiter)
+    per_address: FailureLimiter | None = field(default_factory=_address_limiter)
+
+    def retry_after(self, client_id: str, address: str | None, now: float) -> int | None:
+        """Seconds until the attempt may be tried again when a budget is spent, else None."""
+        waits = [
+            limiter.retry_after(key, now)
+            for limiter, key in ((self.per_client, client_id), (self.per_address, address))
+            if limiter is not None and key is not None
+        ]
+        spent = [wait for wait in waits if wait is not None]
+        return max(spent) if spent else None
+
+    def fail(self, client_id: str, address: str | None, now: float) -> None:
+        """Count one failed secret authentication of ``client_id`` from ``address``."""
+        if self.per_client is not None:
+            self.per_client.fail(client_id, now)
+        if self.per_address is not None and address is not None:
+            self.per_address.fail(address, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +218,10 @@ class ClientAuthenticator:
         fetcher: GuardedFetcher | None = None,
         clock: Clock | None = None,
         basic_realm: str = "authward",
+        limits: ClientAuthLimits | None = None,
     ) -> None:
         self._registry = registry
+        self._limits = limits
         self._replay = replay
         self._policy = policy
         self._fetcher = fetcher
@@ -161,28 +236,52 @@ class ClientAuthenticator:
         §2.3), a parameter repeats, or an assertion comes without its type (or the reverse);
         ``InvalidClientError`` for everything else: no credentials, unknown client, a method
         other than the registered one, a wrong secret, or an assertion that fails any check
-        (signature, ``iss``/``sub``/``aud``, ``exp``/``iat``/``nbf``, lifetime, ``jti``, replay).
+        (signature, ``iss``/``sub``/``aud``, ``exp``/``iat``/``nbf``, lifetime, ``jti``, replay),
+        and a secret attempt while a failure budget is spent (no verification then).
         After a Basic attempt the error is 401 with ``WWW-Authenticate: Basic``.
         """
         presented = self._presented(request)
         basic = presented.method == "client_secret_basic"
+        address = request.client_address
+        if presented.method in _SECRET_METHODS and self._limits is not None:
+            wait = self._limits.retry_after(presented.client_id, address, self._clock.now())
+            if wait is not None:
+                raise self._fail(
+                    "client authentication failed", f"failure limit, {wait}s left", basic=basic
+                )
         client = await self._registry.get_client(presented.client_id)
         if client is None:
+            await self._spend_like_a_wrong_secret(presented, address)
             raise self._fail("client authentication failed", "unknown client", basic=basic)
         if client.token_endpoint_auth_method != presented.method:
+            await self._spend_like_a_wrong_secret(presented, address)
             raise self._fail(
                 "client authentication failed",
                 f"used {presented.method}, registered {client.token_endpoint_auth_method}",
                 basic=basic,
             )
-        if presented.method in ("client_secret_basic", "client_secret_post"):
+        if presented.method in _SECRET_METHODS:
             secret = presented.secret or ""
             if not await self._registry.verify_client_secret(client, secret):
+                self._count_failure(presented, address)
                 raise self._fail("client authentication failed", "wrong secret", basic=basic)
         elif presented.method == "private_key_jwt":
             assert presented.assertion is not None
             await self._verify_assertion(client, presented.assertion)
         return AuthenticatedClient(client=client, method=presented.method)
+
+    async def _spend_like_a_wrong_secret(self, presented: _Presented, address: str | None) -> None:
+        """For a secret that no client can match: the registry's placeholder check (answer
+        ignored) and one counted failure, as a wrong secret would cost (module docstring)."""
+        if presented.method not in _SECRET_METHODS:
+            return
+        placeholder = Client(presented.client_id, "confidential", presented.method)
+        await self._registry.verify_client_secret(placeholder, presented.secret or "")
+        self._count_failure(presented, address)
+
+    def _count_failure(self, presented: _Presented, address: str | None) -> None:
+        if self._limits is not None:
+            self._limits.fail(presented.client_id, address, self._clock.now())
 
     # --- reading the request ---------------------------------------------------------------
 

@@ -146,7 +146,9 @@ class Request:
 
     ``url`` is the absolute URL the client used (the transport reconstructs it behind proxies);
     ``query`` is parsed from it, ``form`` holds an ``application/x-www-form-urlencoded`` body,
-    ``json`` a parsed JSON body; each is empty/``None`` when absent.
+    ``json`` a parsed JSON body; each is empty/``None`` when absent. ``client_address`` is the
+    network address of the peer as the transport saw it (the ASGI server's, after its own
+    proxy-header handling), ``None`` when unknown; core uses it only to count failures.
     """
 
     method: str
@@ -155,6 +157,7 @@ class Request:
     query: MultiDict = field(default_factory=MultiDict)
     form: MultiDict = field(default_factory=MultiDict)
     json: JsonValue = None
+    client_address: str | None = None
 
     def __post_init__(self) -> None:
         if not self.method or self.method != self.method.upper():
@@ -169,6 +172,7 @@ class Request:
         headers: Iterable[Pair] = (),
         form: Iterable[Pair] | Mapping[str, str] | None = None,
         json: JsonValue = None,
+        client_address: str | None = None,
     ) -> Request:
         """Build a request, parsing ``query`` from ``url``'s query component."""
         return cls(
@@ -178,6 +182,7 @@ class Request:
             query=MultiDict.parse(urlsplit(url).query),
             form=MultiDict(form or ()),
             json=json,
+            client_address=client_address,
         )
 
 

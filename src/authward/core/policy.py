@@ -52,6 +52,13 @@ class ClientRegistry(Protocol):
         ``hmac.compare_digest`` over digests, or a password-hash verify). It must not log or
         keep the presented value, must answer ``False`` (never raise) for a wrong or empty
         secret or a client without one, and may accept several secrets during a rotation.
+
+        The client authenticator also calls it, and ignores the answer, when a secret arrives
+        for a client it cannot use (an unknown ``client_id``, or a client registered for another
+        method): ``client`` is then a placeholder record the registry did not issue. Answer
+        ``False`` after the work a wrong secret costs, so timing does not tell whether the
+        client exists. Generated secrets (256 random bits) are best stored as SHA-256 digests;
+        keep password hashes (argon2) for human-chosen secrets, and bound their concurrency.
         """
         ...
 
