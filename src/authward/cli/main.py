@@ -10,6 +10,7 @@ import click
 from authward.cli.gen_migration import gen_migration
 from authward.cli.keys import keys
 from authward.cli.migrate import migrate
+from authward.cli.secret import secret
 from authward.cli.serve import serve
 from authward.cli.sweep import sweep
 
@@ -23,6 +24,7 @@ def cli() -> None:
 cli.add_command(gen_migration)
 cli.add_command(keys)
 cli.add_command(migrate)
+cli.add_command(secret)
 cli.add_command(serve)
 cli.add_command(sweep)
 
