@@ -27,6 +27,9 @@ import pytest
 from click.testing import CliRunner
 
 from authward.cli.main import cli
+from authward.cli.serve import ensure_demo_file
+from authward.core.defaults import hash_secret, is_argon2_hash, is_fast_digest
+from authward.core.defaults.toml_file import load_toml
 from tests.asgi.forms import only_form, submit
 
 START_TIMEOUT = 60.0
@@ -232,3 +235,24 @@ def test_a_bad_config_file_stops_serve_with_the_key_named(
     assert result.exit_code == 1, result.output
     assert "login.cookie_secret" in result.output
     assert not (tmp_path / "var" / "authward-keys.json").exists()
+
+
+def test_the_demo_client_secret_is_stored_fast_and_the_password_as_argon2(
+    tmp_path: Path,
+) -> None:
+    """A generated client secret is a $sha256$ digest (microseconds per token request); the
+    password, which a person types, stays argon2."""
+    demo = ensure_demo_file(tmp_path / "demo.toml", issuer="http://127.0.0.1:9000")
+    assert demo.client_secret is not None
+    document = load_toml(demo.path)
+    clients = document["clients"]
+    users = document["users"]
+    assert isinstance(clients, list)
+    assert isinstance(users, list)
+    [confidential] = [c for c in clients if "client_secret_hash" in c]
+    assert confidential["client_secret_hash"] == hash_secret(demo.client_secret, fast=True)
+    assert is_fast_digest(confidential["client_secret_hash"])
+    assert is_argon2_hash(users[0]["password_hash"])
+    text = demo.path.read_text(encoding="utf-8")
+    assert "$sha256$ digest" in text
+    assert demo.client_secret not in text

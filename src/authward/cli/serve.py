@@ -135,8 +135,8 @@ def _demo_document(issuer: str, client_secret: str, password: str) -> str:
     )
     lines = [
         "# authward demo configuration, written by `authward serve` on its first start.",
-        "# Only argon2 hashes of the client secret and the password are stored here; they",
-        "# were printed once. Delete this file to get new ones. Keep it private (mode 0600):",
+        "# The client secret is stored only as a $sha256$ digest and the password as an argon2",
+        "# hash; both were printed once (delete this file for new ones). Keep it private, 0600:",
         "# it holds the login-cookie secret and the refresh successor key.",
         "",
         "[authward]",
@@ -160,7 +160,7 @@ def _demo_document(issuer: str, client_secret: str, password: str) -> str:
         'client_name = "Demo confidential client"',
         'client_type = "confidential"',
         'token_endpoint_auth_method = "client_secret_basic"',
-        f"client_secret_hash = {_toml(hash_secret(client_secret))}",
+        f"client_secret_hash = {_toml(hash_secret(client_secret, fast=True))}",
         f"redirect_uris = [{_toml(callback)}]",
         'grant_types = ["authorization_code", "refresh_token", "client_credentials", '
         f'{_toml(DEVICE_CODE_GRANT)}]',
