@@ -13,10 +13,11 @@ Caller bugs (an empty or symmetric algorithm list, signing with a public key) ra
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Final, Literal, TypedDict, cast, get_args
@@ -310,7 +311,7 @@ def sign_jwt(
             raise ValueError(f"header {name} conflicts with the signing key")
         protected[name] = value
     registry = _registry([key.alg])
-    with _quiet():
+    with _quiet(key.alg):
         return jwt.encode(
             protected, dict(claims), key._key, [key.alg], registry=registry, default_type=None
         )
@@ -391,7 +392,7 @@ def _verify(
     registry = _registry([alg])
     for key in candidates:
         try:
-            with _quiet():
+            with _quiet(alg):
                 decoded = jwt.decode(token, key._key, algorithms=[alg], registry=registry)
         except BadSignatureError:
             continue
@@ -443,13 +444,21 @@ def validate_claims(
         raise JoseError(reason, f"claim {error.claim!r}: {error.description}") from error
 
 
-@contextmanager
-def _quiet() -> Iterator[None]:
+def _quiet(alg: str | None = None) -> AbstractContextManager[None]:
     """Silence joserfc warnings about choices this module makes or enforces itself.
 
     ``EdDSA`` is the algorithm name OIDC deployments use (RFC 9864's ``Ed25519`` is not yet
-    widely understood), and short RSA keys are refused here with a JoseError anyway.
+    widely understood), and short RSA keys are refused here with a JoseError anyway. The
+    ECDSA algorithms raise neither warning, so signing and verifying with them skips the
+    (comparatively costly) warnings context.
     """
+    if alg is not None and alg.startswith("ES"):
+        return nullcontext()
+    return _silenced()
+
+
+@contextmanager
+def _silenced() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "EdDSA is deprecated", SecurityWarning)
         warnings.filterwarnings("ignore", "Key size should be", SecurityWarning)
@@ -480,6 +489,12 @@ def _fits(key: JsonWebKey, alg: str) -> bool:
 
 
 def _registry(algorithms: Sequence[str]) -> jws.JWSRegistry:
+    return _registry_of(tuple(algorithms))
+
+
+@functools.lru_cache(maxsize=64)
+def _registry_of(algorithms: tuple[str, ...]) -> jws.JWSRegistry:
+    """One registry per allow-list, built once (never mutated after this function)."""
     registry = jws.JWSRegistry(algorithms=list(algorithms), strict_check_header=False)
     registry.max_header_length = _MAX_HEADER_BYTES
     registry.max_signature_length = _MAX_SIGNATURE_BYTES
