@@ -8,6 +8,7 @@ that path in its issuer (``https://example.com/auth``) and every advertised URL 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from authward.core.client_auth import AssertionPolicy, ClientAuthenticator, ClientAuthLimits
@@ -155,10 +156,20 @@ class AuthorizationServer:
         )
 
     def client_authenticator(self) -> ClientAuthenticator:
-        """A client authenticator for the token, PAR, revocation and introspection endpoints.
+        """The client authenticator for the token, PAR, revocation and introspection endpoints
+        (built once per server: it holds no per-request state).
 
         CIMD clients are resolved as in ``clients``; an unusable document is ``invalid_client``
         401 with a ``Basic`` challenge (RFC 6749 §5.2, RFC 9110 §15.5.2)."""
+        return self._client_authenticator
+
+    def dpop_verifier(self) -> DPoPVerifier:
+        """The DPoP proof verifier configured from the settings and the shared stores (built
+        once per server)."""
+        return self._dpop_verifier
+
+    @functools.cached_property
+    def _client_authenticator(self) -> ClientAuthenticator:
         return ClientAuthenticator(
             registry=self._client_registry(basic_realm=BASIC_REALM),
             replay=self.stores.replay,
@@ -170,8 +181,8 @@ class AuthorizationServer:
             limits=self.client_auth_limits,
         )
 
-    def dpop_verifier(self) -> DPoPVerifier:
-        """A DPoP proof verifier configured from the settings and the shared stores."""
+    @functools.cached_property
+    def _dpop_verifier(self) -> DPoPVerifier:
         return DPoPVerifier.from_settings(
             self.settings,
             replay_store=self.stores.replay,
