@@ -150,6 +150,8 @@ async def test_an_unknown_client_costs_one_argon2_check_while_argon2_hashes_exis
     assert hasher.verifies == 1
     assert await reg.verify_client_secret(await client_of(reg, "legacy"), "wrong") is False
     assert hasher.verifies == 2
+    assert await reg.verify_client_secret(await client_of(reg, "legacy"), "") is False
+    assert hasher.verifies == 3  # an empty secret costs what the unknown client did
 
 
 # --- the cache of argon2 successes -----------------------------------------------------------

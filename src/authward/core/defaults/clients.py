@@ -174,10 +174,12 @@ class FileClientRegistry:
             return False
         if fast_digest_matches(stored.fast, presented_secret):
             return True
-        if not stored.argon2 or not isinstance(presented_secret, str) or not presented_secret:
+        if not stored.argon2:
             return False
-        if self._cache.seen(client.client_id, stored.argon2, presented_secret):
+        usable = isinstance(presented_secret, str) and bool(presented_secret)
+        if usable and self._cache.seen(client.client_id, stored.argon2, presented_secret):
             return True
+        # an empty secret still costs one argon2 verification (the verifier's placeholder)
         if not await self._verifier.verify(stored.argon2, presented_secret):
             return False
         self._cache.remember(client.client_id, stored.argon2, presented_secret)
