@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint typecheck pytest bench clean
+.PHONY: install run test lint typecheck pytest bench bench-http clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ test: lint typecheck pytest
 
 bench: install
 	$(BIN)/python -m bench
+
+# The HTTP benchmark of `authward serve` against a floor app (docs/performance.md); about ten
+# minutes. Pass options with BENCH_HTTP_ARGS, e.g. BENCH_HTTP_ARGS='--engines sqlite --duration 2'.
+BENCH_HTTP_ARGS ?=
+bench-http: install
+	$(BIN)/python -m bench http $(BENCH_HTTP_ARGS)
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .pytest_cache .ruff_cache
