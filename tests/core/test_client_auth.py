@@ -826,3 +826,11 @@ async def test_a_known_fast_form_client_and_an_unknown_id_take_the_same_path(
     )
     result = await auth.authenticate(token_request(headers=[basic("web", made.secret)]))
     assert result.client.client_id == "web"
+
+
+def test_a_client_may_register_only_a_known_id_token_signing_alg() -> None:
+    """OIDC Registration §2: ``id_token_signed_response_alg`` names a JWS algorithm."""
+    client = Client("web", "public", "none", id_token_signed_response_alg="ES256")
+    assert client.id_token_signed_response_alg == "ES256"
+    with pytest.raises(ValueError, match="id_token_signed_response_alg"):
+        Client("web", "public", "none", id_token_signed_response_alg="none")  # type: ignore[arg-type]

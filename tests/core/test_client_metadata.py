@@ -792,3 +792,15 @@ def test_private_key_jwt_with_a_jwks_uri_becomes_a_confidential_client() -> None
     assert client.client_type == "confidential"
     assert client.jwks_uri == "https://app.example/jwks"
     assert client.jwks is None
+
+
+def test_a_documents_id_token_signing_alg_is_carried_and_an_unknown_one_is_refused() -> None:
+    """OIDC Registration §2 ``id_token_signed_response_alg`` in a CIMD document."""
+    metadata = validate_document(APP, doc(APP, id_token_signed_response_alg="ES256"))
+    assert isinstance(metadata, dict)
+    client = to_client(metadata, require_same_origin=True)
+    assert client is not None
+    assert client.id_token_signed_response_alg == "ES256"
+    unknown = validate_document(APP, doc(APP, id_token_signed_response_alg="HS256"))
+    assert isinstance(unknown, dict)
+    assert to_client(unknown, require_same_origin=True) is None

@@ -39,7 +39,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import ip_address
-from typing import Final, Literal, TypeAlias
+from typing import Final, Literal, TypeAlias, cast
 from urllib.parse import unquote, urlsplit
 
 from authward.core import redirects
@@ -48,6 +48,7 @@ from authward.core.clients import Client, TokenEndpointAuthMethod
 from authward.core.clock import Clock
 from authward.core.config import ClientIdMetadataSettings
 from authward.core.errors import InvalidClientError, OAuthError
+from authward.core.jose import SigningAlgorithm
 from authward.core.policy import ClientRegistry, Event, EventSink
 from authward.core.scopes import is_scope_token
 from authward.core.ssrf import Fetched, FetchFailure, GuardedFetcher, UnexpectedStatus
@@ -107,6 +108,7 @@ _CIMD_METHODS: Final[tuple[TokenEndpointAuthMethod, ...]] = ("none", "private_ke
 _LIST_MEMBERS: Final = ("grant_types", "response_types", "contacts")
 _STRING_MEMBERS: Final = (
     "scope", "client_name", "client_uri", "logo_uri", "jwks_uri", "token_endpoint_auth_method",
+    "id_token_signed_response_alg",
 )
 #: JWK members that only a private key has (RFC 7518 §6.2.2, §6.3.2, RFC 8037 §2).
 _PRIVATE_JWK_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth"})
@@ -404,6 +406,7 @@ def to_client(metadata: Mapping[str, JsonValue], *, require_same_origin: bool) -
     jwks = metadata.get("jwks")
     jwks_uri = metadata.get("jwks_uri")
     name = metadata.get("client_name")
+    id_token_alg = cast(SigningAlgorithm | None, _str(metadata.get("id_token_signed_response_alg")))
     keys: tuple[Mapping[str, object], ...] | None = None
     if isinstance(jwks, Mapping):
         raw_keys = jwks.get("keys")
@@ -415,13 +418,13 @@ def to_client(metadata: Mapping[str, JsonValue], *, require_same_origin: bool) -
                 client_id, "confidential", "private_key_jwt",
                 redirect_uris=redirect_uris, grant_types=grants, response_types=responses,
                 scope=scopes, jwks=keys, jwks_uri=None if keys else _str(jwks_uri),
-                client_name=_str(name),
+                client_name=_str(name), id_token_signed_response_alg=id_token_alg,
             )
         if method == "none":
             return Client(
                 client_id, "public", "none",
                 redirect_uris=redirect_uris, grant_types=grants, response_types=responses,
-                scope=scopes, client_name=_str(name),
+                scope=scopes, client_name=_str(name), id_token_signed_response_alg=id_token_alg,
             )
     except ValueError:
         return None

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal, get_args
 
+from authward.core.jose import SIGNING_ALGORITHMS, SigningAlgorithm
 from authward.core.scopes import Scopes, is_scope_token
 
 __all__ = [
@@ -47,6 +48,8 @@ class Client:
       port.
     * ``backchannel_logout_session_required`` is stored but always satisfied (every logout
       token carries ``sid``).
+    * ``id_token_signed_response_alg`` (OIDC Registration §2) is the algorithm of the client's
+      ID tokens; ``None`` uses the server's ``id_token_signing_alg``.
 
     Violations raise ``ValueError`` when the record is built (a host configuration bug).
     """
@@ -67,6 +70,7 @@ class Client:
     post_logout_redirect_uris: tuple[str, ...] = ()
     client_name: str | None = None
     native: bool = False
+    id_token_signed_response_alg: SigningAlgorithm | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.client_id, str) or not self.client_id:
@@ -96,6 +100,11 @@ class Client:
             raise ValueError("jwks must be a tuple of JWK mappings")
         if self.jwks_uri is not None and (not isinstance(self.jwks_uri, str) or not self.jwks_uri):
             raise ValueError("jwks_uri must be a non-empty URL")
+        if (
+            self.id_token_signed_response_alg is not None
+            and self.id_token_signed_response_alg not in SIGNING_ALGORITHMS
+        ):
+            raise ValueError(f"id_token_signed_response_alg must be one of {SIGNING_ALGORITHMS}")
         method = self.token_endpoint_auth_method
         if method == "private_key_jwt" and not (
             self.jwks or self.jwks_uri

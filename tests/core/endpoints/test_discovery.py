@@ -41,7 +41,8 @@ async def test_metadata_states_the_fixed_protocol_profile(db: Db) -> None:
     assert body["response_modes_supported"] == ["query"]
     assert body["code_challenge_methods_supported"] == ["S256"]
     assert body["subject_types_supported"] == ["public"]
-    assert body["id_token_signing_alg_values_supported"] == ["RS256"]
+    # the default first, then every other algorithm a client may register (active keys)
+    assert body["id_token_signing_alg_values_supported"] == ["RS256", "ES256"]
     assert body["authorization_response_iss_parameter_supported"] is True
     assert body["claims_parameter_supported"] is False
     assert body["request_parameter_supported"] is False

@@ -7,17 +7,22 @@ Real SQL stores on the ``db`` fixture (SQLite and PostgreSQL); codes are issued 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
+from authward.core.clients import Client
 from authward.core.grants.refresh_token import rotation_for
 from authward.core.id_token import token_hash
+from authward.core.jose import read_unverified_header
 from authward.core.refresh_rotation import Issued
 from authward.stores.codes import Consumed
 from authward.stores.digest import digest
 from authward.stores.refresh import RefreshData
 from tests.core.endpoints.kit import (
     CONFIDENTIAL_CLIENT_ID,
+    CONFIDENTIAL_SECRET,
     OTHER_REDIRECT_URI,
     PUBLIC_CLIENT_ID,
+    Kit,
     build,
 )
 from tests.core.endpoints.token_requests import (
@@ -297,3 +302,47 @@ async def test_concurrent_redemptions_of_one_code_issue_exactly_one_token_set(db
     assert {error_of(r) for r in responses if r.status != 200} == {(400, "invalid_grant")}
     assert len(await db.rows(db.tables.refresh_tokens)) == 1
     assert (await code_row(kit, code)).consumed_success is True
+
+
+async def test_access_tokens_are_es256_and_id_tokens_rs256_by_default(db: Db) -> None:
+    """ARCHITECTURE "defaults interoperate": ES256 access tokens, RS256 ID tokens."""
+    kit = build(db)
+    got = await redeem(kit, await new_code(kit))
+    assert read_unverified_header(got["access_token"])["alg"] == "ES256"
+    assert read_unverified_header(got["id_token"])["alg"] == "RS256"
+
+
+async def test_id_token_uses_the_clients_registered_signing_alg(db: Db) -> None:
+    """OIDC Registration §2 ``id_token_signed_response_alg``; at_hash follows its hash."""
+    kit = build(db)
+    kit.clients.add(
+        replace(
+            await registered(kit),
+            id_token_signed_response_alg="ES256",
+        ),
+        CONFIDENTIAL_SECRET,
+    )
+    got = await redeem(kit, await new_code(kit))
+    assert read_unverified_header(got["id_token"])["alg"] == "ES256"
+    claims = verify_signed(kit, got["id_token"])
+    assert claims["at_hash"] == token_hash(got["access_token"], "ES256")
+
+
+async def test_id_token_alg_the_server_has_no_key_for_is_invalid_client(db: Db) -> None:
+    kit = build(db)
+    kit.clients.add(
+        replace(
+            await registered(kit),
+            id_token_signed_response_alg="PS256",
+        ),
+        CONFIDENTIAL_SECRET,
+    )
+    status, error = error_of(await call(kit, code_form(await new_code(kit))))
+    assert error == "invalid_client"
+    assert status in (400, 401)
+
+
+async def registered(kit: Kit) -> Client:
+    client = await kit.clients.get_client(CONFIDENTIAL_CLIENT_ID)
+    assert client is not None
+    return client

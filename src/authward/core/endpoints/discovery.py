@@ -116,7 +116,10 @@ def metadata(server: AuthorizationServer) -> ServerMetadata:
             AssertionPolicy(issuer=server.issuer).algorithms
         ),
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": [settings.id_token_signing_alg],
+        "id_token_signing_alg_values_supported": [
+            settings.id_token_signing_alg,
+            *(alg for alg in server.keys.algorithms if alg != settings.id_token_signing_alg),
+        ],
         "authorization_response_iss_parameter_supported": True,
         "claims_parameter_supported": False,
         "request_parameter_supported": False,

@@ -20,9 +20,10 @@ from urllib.parse import urlsplit
 
 from authward.core.clients import Client
 from authward.core.dpop import VerifiedProof
-from authward.core.errors import InvalidTargetError
+from authward.core.errors import InvalidClientError, InvalidTargetError
 from authward.core.http import MultiDict
 from authward.core.id_token import mint_id_token
+from authward.core.jose import JsonWebKey
 from authward.core.logout import record_logout_session
 from authward.core.tokens import MintedAccessToken, mint_access_token
 from authward.stores.refresh import RefreshData
@@ -36,6 +37,7 @@ __all__ = [
     "TokenResponse",
     "TokenType",
     "access_token_audience",
+    "id_token_key",
     "int_claim",
     "issue_access_token",
     "issue_id_token",
@@ -211,7 +213,7 @@ async def issue_id_token(
     amr = claims.get("amr")
     sid = str_claim(claims.get("sid"))
     token = mint_id_token(
-        server.keys.signing_key(server.settings.id_token_signing_alg),
+        id_token_key(server, client),
         issuer=server.issuer,
         subject=subject,
         client_id=client.client_id,
@@ -227,6 +229,22 @@ async def issue_id_token(
     ).token
     await record_logout_session(server, client, sid, subject, now)
     return token
+
+
+def id_token_key(server: AuthorizationServer, client: Client) -> JsonWebKey:
+    """The key that signs ``client``'s ID tokens: its registered
+    ``id_token_signed_response_alg``, else the server's ``id_token_signing_alg``.
+
+    Raises ``InvalidClientError`` when the client registered an algorithm this server holds
+    no active key for (a registration the server cannot honour; OIDC Registration §2).
+    """
+    alg = client.id_token_signed_response_alg or server.settings.id_token_signing_alg
+    if alg not in server.keys.algorithms:
+        raise InvalidClientError(
+            "the client's id_token_signed_response_alg is not supported by this server",
+            detail=f"no active {alg} key",
+        )
+    return server.keys.signing_key(alg)
 
 
 def refresh_data(
