@@ -6,7 +6,8 @@ Spec: authward ``cli/wiring.py`` (the host file: ``[authward]``, ``[[clients]]``
 ``private_key_jwt`` client's ``jwks``), RFC 9449 §5 (the DPoP-bound public client).
 
 :func:`client_secret_hash` is the one place that decides how the generated (random, 256-bit)
-client secrets are stored; :func:`authward_config` is the one place that writes the file.
+client secrets are stored (authward's fast ``$sha256$`` digest); :func:`authward_config` is the
+one place that writes the file.
 Users' passwords stay argon2 (sign-in happens only before timing). Consent is asked (no
 first-party clients): codes are minted through the login and consent pages. The code lifetime
 is raised so codes minted before a run are still valid when it exchanges them; DPoP nonces
@@ -79,9 +80,10 @@ class Credentials:
 
 
 def client_secret_hash(secret: str) -> str:
-    """How a generated client secret is stored in the config: authward's ``hash_secret``
-    (argon2id today; switch here to a fast digest form once authward has one)."""
-    return hash_secret(secret)
+    """How a generated client secret is stored in the config: authward's fast ``$sha256$``
+    digest (``hash_secret(secret, fast=True)``), the form authward documents for generated
+    secrets of at least 256 random bits such as these."""
+    return hash_secret(secret, fast=True)
 
 
 def _toml(value: object) -> str:
