@@ -100,6 +100,12 @@ def parser() -> argparse.ArgumentParser:
         help="wrong-secret connections of the flood (default: 64)",
     )
     p.add_argument(
+        "--flood-same-address",
+        action="store_true",
+        help="flood from 127.0.0.1 like the legitimate client (default: the flooders "
+        "connect from 127.0.0.2, another address of this machine)",
+    )
+    p.add_argument(
         "--soak",
         type=float,
         nargs="?",
@@ -183,6 +189,7 @@ def _options(args: argparse.Namespace) -> Options:
         soak_concurrency=args.soak_concurrency,
         soak_sample=args.soak_sample,
         flood_concurrency=args.flood_concurrency,
+        flood_source="127.0.0.1" if args.flood_same_address else "127.0.0.2",
     )
 
 

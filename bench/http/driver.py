@@ -467,7 +467,7 @@ class Runner:
 
     def start(self, group: Group) -> None:
         for source in group.sources:
-            connection = Connection(self.job.host, self.job.port)
+            connection = Connection(self.job.host, self.job.port, group.workload.source_address)
             self.active += 1
             self.idle.clear()
             self.tasks.append(asyncio.create_task(self._connection(connection, source, group)))

@@ -68,8 +68,9 @@ class Workload:
     chain per connection; access tokens to introspect: cycled), ``key_pem``/``kid`` (the
     client's ES256 key for assertions and DPoP proofs), ``audience`` (assertion ``aud``),
     ``htu`` (DPoP ``htu``), ``prebuild`` (assertions or proofs signed before timing; 0 signs
-    one per request), and for the soak's code flows ``cookie`` (a signed-in session) and
-    ``authorize_path``.
+    one per request), for the soak's code flows ``cookie`` (a signed-in session) and
+    ``authorize_path``, and ``source_address``, the local address its connections come from
+    (default: whatever the system picks).
     """
 
     kind: WorkloadKind
@@ -88,6 +89,7 @@ class Workload:
     prebuild: int = 0
     cookie: str = ""
     authorize_path: str = ""
+    source_address: str = ""
 
 
 @dataclass(frozen=True)

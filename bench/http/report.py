@@ -173,9 +173,10 @@ def _flood(section: Json) -> list[str]:
         "",
         _meta_line(section.get("meta", {})),
         "",
-        "| engine | flooders | legit p99 alone ms | legit p99 flooded ms | p99 ratio "
-        "| legit req/s alone / flooded | flood answers | flood req/s | 5xx |",
-        "|---|---:|---:|---:|---:|---:|---|---:|---:|",
+        "| engine | flooders (from) | legit p99 alone ms | legit p99 flooded ms | p99 ratio "
+        "| legit req/s alone / flooded | legit answers flooded | flood answers | flood req/s "
+        "| 5xx |",
+        "|---|---:|---:|---:|---:|---:|---|---|---:|---:|",
     ]
     for r in section.get("results", []):
         if r.get("failure"):
@@ -190,13 +191,16 @@ def _flood(section: Json) -> list[str]:
             answers += "; socket errors " + ", ".join(f"{k}x{v}" for k, v in sockets.items())
         ratio = r.get("p99_ratio")
         loaded = r.get("loaded_p99_ms")
-        loaded_text = _ms(loaded) if loaded is not None else "none answered"
+        loaded_text = _ms(loaded) if loaded is not None else "no 2xx"
+        legit = ", ".join(f"{k}x{v}" for k, v in sorted(r.get("legit_statuses_loaded", {}).items()))
         lines.append(
-            f"| {ENGINE_NAMES.get(r['engine'], r['engine'])} | {r['flood_concurrency']} "
+            f"| {ENGINE_NAMES.get(r['engine'], r['engine'])} "
+            f"| {r['flood_concurrency']} ({r.get('flood_source') or '?'}) "
             f"| {_ms(r.get('unloaded_p99_ms'))} | {loaded_text} "
             f"| {'-' if ratio is None else f'{ratio:.2f}'} "
             f"| {_rate(r.get('unloaded_rps'))} / {_rate(r.get('loaded_rps'))} "
-            f"| {answers or '-'} | {_rate(r.get('flood_rps'))} | {r.get('server_5xx', 0)} |"
+            f"| {legit or '-'} | {answers or '-'} | {_rate(r.get('flood_rps'))} "
+            f"| {r.get('server_5xx', 0)} |"
         )
     for failure in section.get("failures", []):
         lines.append(f"\nFailed: {failure}")

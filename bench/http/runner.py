@@ -103,6 +103,7 @@ class Options:
     soak_concurrency: int = 2
     soak_sample: float = 5.0
     flood_concurrency: int = 64
+    flood_source: str = "127.0.0.2"
 
 
 @dataclass(frozen=True)
@@ -152,10 +153,12 @@ class RunRecord:
 @dataclass(frozen=True)
 class FloodRecord:
     """The wrong-secret flood on one engine: the legitimate client's p99 alone and under the
-    flood, their ratio, and every answer counted by status (5xx separately)."""
+    flood, their ratio, and every answer counted by status (5xx separately). The legitimate
+    client connects from 127.0.0.1, the flooders from ``flood_source``."""
 
     engine: Engine
     flood_concurrency: int
+    flood_source: str = ""
     unloaded_p99_ms: float | None = None
     loaded_p99_ms: float | None = None
     p99_ratio: float | None = None
@@ -606,8 +609,8 @@ def _carry_chains(d: Deployment, server: Server, workload: Workload, ends: Seque
 
 
 async def run_flood(d: Deployment, options: Options) -> FloodRecord:
-    """The legitimate client (c=1) alone, then under ``flood_concurrency`` wrong-secret
-    connections, against authward."""
+    """The legitimate client (c=1, from 127.0.0.1) alone, then under ``flood_concurrency``
+    wrong-secret connections (from ``flood_source``), against authward."""
     basic = basic_authorization(WEB_CLIENT, d.credentials.web_secret)
     wrong = basic_authorization(FLOOD_CLIENT, "wrong-" + d.credentials.flood_secret)
     job = Job(
@@ -623,6 +626,7 @@ async def run_flood(d: Deployment, options: Options) -> FloodRecord:
                 options.flood_concurrency,
                 authorization=wrong,
                 scope="api",
+                source_address=options.flood_source,
             ),
         ),
         warmup=options.warmup,
@@ -631,7 +635,7 @@ async def run_flood(d: Deployment, options: Options) -> FloodRecord:
     )
     result = await asyncio.to_thread(drive, job, d.directory, f"{d.engine}-flood")
     await asyncio.to_thread(wait_until_idle, d.authward.pid)
-    base = FloodRecord(d.engine, options.flood_concurrency)
+    base = FloodRecord(d.engine, options.flood_concurrency, options.flood_source)
     if result.failure is not None or len(result.phases) != 2:
         return replace(base, failure=result.failure or "the flood did not measure both phases")
     alone, loaded = result.phases
@@ -667,8 +671,8 @@ def _flood_summary(record: FloodRecord) -> str:
         return f"FAILED: {record.failure[:300]}"
     return (
         f"legit p99 {record.unloaded_p99_ms} ms alone, {record.loaded_p99_ms} ms under the "
-        f"flood (x{record.p99_ratio}); flood answers {record.flood_statuses}; "
-        f"5xx {record.server_5xx}"
+        f"flood (x{record.p99_ratio}); legit answers flooded {record.legit_statuses_loaded}; "
+        f"flood answers {record.flood_statuses}; 5xx {record.server_5xx}"
     )
 
 

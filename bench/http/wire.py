@@ -84,18 +84,23 @@ def get_request(host: str, target: str, headers: Iterable[tuple[str, str]] = ())
 
 
 class Connection:
-    """One keep-alive connection to ``host``:``port`` (opened lazily, reopened after a close)."""
+    """One keep-alive connection to ``host``:``port`` (opened lazily, reopened after a close),
+    from ``source_address`` when given (any 127.x address is this machine's loopback)."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, source_address: str = "") -> None:
         self.host = host
         self.port = port
+        self.source_address = source_address
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         #: How many times a socket was opened (1 for a connection never dropped).
         self.opened = 0
 
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        reader, writer = await asyncio.open_connection(self.host, self.port, limit=_STREAM_LIMIT)
+        local = (self.source_address, 0) if self.source_address else None
+        reader, writer = await asyncio.open_connection(
+            self.host, self.port, limit=_STREAM_LIMIT, local_addr=local
+        )
         sock = writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
