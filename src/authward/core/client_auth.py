@@ -41,10 +41,11 @@ error vocabulary every OAuth client implements for these endpoints, and ``invali
 its answer when client authentication fails, which it does here, since the server refuses to
 perform it; and the response is byte for byte the one a wrong secret gets, so the limit is no
 oracle: a guesser cannot tell a spent budget from a wrong guess, or learn when the window
-ends. The trade-off of a per-client_id budget: anyone who knows a client_id can keep it locked
-by spending the budget every window (a lockout, RFC 6819 §5.1.4.2.3); pass ``per_client=None``
-when the registry holds only fast digests (256-bit secrets cannot be guessed, and their check
-costs microseconds). ``private_key_jwt`` and ``none`` are not counted.
+ends. A per-client_id budget (off by default, ``per_client``) has a cost: anyone who knows a
+client_id can keep it locked by spending the budget every window (a lockout, RFC 6819
+§5.1.4.2.3). The default registry therefore limits per client_id only its argon2 work, and
+leaves fast digests (256-bit secrets that cannot be guessed, checked in microseconds) alone.
+``private_key_jwt`` and ``none`` are not counted.
 """
 
 from __future__ import annotations
@@ -105,10 +106,6 @@ DEFAULT_CLIENT_FAILURE_BUDGET: Final = FailureBudget(max_failures=20, window_sec
 DEFAULT_ADDRESS_FAILURE_BUDGET: Final = FailureBudget(max_failures=20, window_seconds=60)
 
 
-def _client_limiter() -> FailureLimiter:
-    return FailureLimiter(DEFAULT_CLIENT_FAILURE_BUDGET)
-
-
 def _address_limiter() -> FailureLimiter:
     return FailureLimiter(DEFAULT_ADDRESS_FAILURE_BUDGET)
 
@@ -120,10 +117,13 @@ class ClientAuthLimits:
     ``per_client`` counts failures per presented ``client_id``, ``per_address`` per
     ``Request.client_address`` (requests without one are counted per client_id only); ``None``
     switches that limit off. Build one per process and hand the same one to every
-    authenticator: the counts live in these limiters. Defaults: 20 failures per minute each.
+    authenticator: the counts live in these limiters. Defaults: 20 failures per minute per
+    address, and no per-client_id limit here: a per-client_id lock lets anyone who knows a
+    client_id lock it out, so the default registry limits per client only its argon2 work
+    (``FileClientRegistry``), where a recently verified secret still passes.
     """
 
-    per_client: FailureLimiter | None = field(default_factory=_client_limiter)
+    per_client: FailureLimiter | None = None
     per_address: FailureLimiter | None = field(default_factory=_address_limiter)
 
     def retry_after(self, client_id: str, address: str | None, now: float) -> int | None:

@@ -22,6 +22,7 @@ from authward.core.defaults import (
     generate_client_secret,
     hash_secret,
 )
+from authward.core.failure_limits import FailureBudget
 from authward.stores.clock import FrozenClock
 
 CHEAP = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
@@ -173,6 +174,38 @@ async def test_a_verified_argon2_secret_is_not_verified_again_within_the_ttl() -
     clock.advance(300)
     assert await reg.verify_client_secret(web, "chosen") is True
     assert hasher.verifies == 4
+
+
+async def test_spent_argon2_budget_refuses_without_argon2_but_passes_a_remembered_secret() -> None:
+    """Issue 10 item 3: wrong secrets cannot buy argon2 time for a client without end, and a
+    client that authenticated recently is not locked out by them."""
+    hasher = CountingHasher()
+    clock = FrozenClock(1_200.0)
+    reg = FileClientRegistry(
+        {"web": Client("web", "confidential", "client_secret_basic")},
+        {"web": (hash_secret("chosen", hasher=CHEAP),)},
+        hasher=hasher, cache=VerifiedSecretCache(ttl_seconds=300, clock=clock),
+        argon2_failure_budget=FailureBudget(max_failures=3, window_seconds=60), clock=clock,
+    )
+    web = await client_of(reg)
+    assert await reg.verify_client_secret(web, "chosen") is True  # remembered from now on
+    for _ in range(3):
+        assert await reg.verify_client_secret(web, "guess") is False
+    spent = hasher.verifies
+    assert await reg.verify_client_secret(web, "guess") is False
+    assert await reg.verify_client_secret(web, "chosen") is True  # the success cache
+    assert hasher.verifies == spent  # no argon2 while the budget is spent
+    clock.advance(60)
+    assert await reg.verify_client_secret(web, "guess") is False
+    assert hasher.verifies == spent + 1  # a new window: argon2 again
+
+
+async def test_fast_digests_are_never_locked_by_failures() -> None:
+    reg = registry(entry())
+    web = await client_of(reg)
+    for _ in range(100):
+        assert await reg.verify_client_secret(web, OTHER.secret) is False
+    assert await reg.verify_client_secret(web, FAST.secret) is True
 
 
 async def test_a_rotation_stops_the_old_secret_at_once_despite_the_cache() -> None:

@@ -49,6 +49,7 @@ from typing import Final, cast
 from argon2 import PasswordHasher
 
 from authward.core.clients import Client, ClientType, TokenEndpointAuthMethod
+from authward.core.clock import Clock, SystemClock
 from authward.core.defaults.hashing import (
     Argon2Verifier,
     fast_digest_bytes,
@@ -68,9 +69,10 @@ from authward.core.defaults.toml_file import (
     table,
 )
 from authward.core.defaults.verified_secrets import VerifiedSecretCache
+from authward.core.failure_limits import FailureBudget, FailureLimiter
 from authward.core.scopes import is_scope_token
 
-__all__ = ["FileClientRegistry"]
+__all__ = ["ARGON2_FAILURE_BUDGET", "FileClientRegistry"]
 
 _KEYS: Final = frozenset(
     {
@@ -82,6 +84,8 @@ _KEYS: Final = frozenset(
     }
 )
 _SECRET_METHODS: Final = frozenset({"client_secret_basic", "client_secret_post"})
+#: Failed argon2 client-secret verifications allowed per client_id and minute.
+ARGON2_FAILURE_BUDGET: Final = FailureBudget(max_failures=20, window_seconds=60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +107,14 @@ class FileClientRegistry:
 
     ``verifier`` is the bounded argon2 verifier (default: a new one with ``hasher``); pass the
     user directory's to bound both together. ``cache`` remembers argon2 successes (default: a
-    new five-minute :class:`VerifiedSecretCache`).
+    new five-minute :class:`VerifiedSecretCache`). ``argon2_failure_budget`` bounds failed argon2
+    verifications per client_id (default :data:`ARGON2_FAILURE_BUDGET`; ``None``: no limit):
+    once a client's budget is spent, its secrets are refused without argon2 work until the
+    window ends, except a secret the success cache remembers, so a flood of wrong secrets can
+    neither buy argon2 time nor lock out a client that authenticated recently. Fast digests
+    are never limited here: their check costs what the refusal would, and a 256-bit secret
+    cannot be guessed, so counting them would only let anyone who knows a client_id lock it
+    out.
     ``secret_hashes`` values must each be a fast digest or an argon2 hash (``ValueError``).
     """
 
@@ -115,8 +126,14 @@ class FileClientRegistry:
         hasher: PasswordHasher | None = None,
         verifier: Argon2Verifier | None = None,
         cache: VerifiedSecretCache | None = None,
+        argon2_failure_budget: FailureBudget | None = ARGON2_FAILURE_BUDGET,
+        clock: Clock | None = None,
     ) -> None:
         self._clients = dict(clients)
+        self._argon2_failures = (
+            None if argon2_failure_budget is None else FailureLimiter(argon2_failure_budget)
+        )
+        self._clock: Clock = clock or SystemClock()
         self._secrets = {cid: _stored(cid, hashes) for cid, hashes in secret_hashes.items()}
         self._verifier = verifier if verifier is not None else Argon2Verifier(hasher)
         self._cache = cache if cache is not None else VerifiedSecretCache()
@@ -179,8 +196,13 @@ class FileClientRegistry:
         usable = isinstance(presented_secret, str) and bool(presented_secret)
         if usable and self._cache.seen(client.client_id, stored.argon2, presented_secret):
             return True
+        limiter, now = self._argon2_failures, self._clock.now()
+        if limiter is not None and limiter.retry_after(client.client_id, now) is not None:
+            return False  # the client's argon2 budget is spent: no argon2 work until it frees
         # an empty secret still costs one argon2 verification (the verifier's placeholder)
         if not await self._verifier.verify(stored.argon2, presented_secret):
+            if limiter is not None:
+                limiter.fail(client.client_id, now)
             return False
         self._cache.remember(client.client_id, stored.argon2, presented_secret)
         return True
