@@ -221,7 +221,8 @@ async def test_take_without_a_proof_leaves_a_dpop_bound_code_unclaimed(db: Db) -
     (row,) = await db.rows(db.tables.authorization_codes)
     assert row.consumed_at is None
     taken = await s.take(e.code_hash)
-    assert isinstance(taken, Taken) and taken.entry.dpop_jkt == "jkt-1"
+    assert isinstance(taken, Taken)
+    assert taken.entry.dpop_jkt == "jkt-1"
     assert isinstance(await s.take(e.code_hash, unbound_only=True), Missing)
 
 
