@@ -133,11 +133,13 @@ async def _introspect(server: AuthorizationServer, request: Request) -> Introspe
     inactive: InactiveIntrospection = {"active": False}
     if len(token) > _MAX_TOKEN_CHARS:
         return inactive
-    order: tuple[TokenTypeHint, ...] = (
-        ("access_token", "refresh_token")
-        if hint == "access_token"
-        else ("refresh_token", "access_token")
-    )
+    order: tuple[TokenTypeHint, ...]
+    if "." in token:
+        order = ("access_token",)  # a refresh token never holds a dot: no lookup for one
+    elif hint == "access_token":
+        order = ("access_token", "refresh_token")
+    else:
+        order = ("refresh_token", "access_token")
     for kind in order:
         if kind == "access_token":
             access = await _active_access_token(server, token, caller)
