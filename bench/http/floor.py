@@ -18,14 +18,19 @@ database. One endpoint per scenario (``/<scenario>/token``, ``/introspection/int
   DO NOTHING``;
 * ``code_exchange``: one ``DELETE ... RETURNING`` of the code row, then redirect URI, expiry
   and PKCE S256;
-* refresh: one transaction, an ``UPDATE ... RETURNING`` that consumes the old row and an
-  ``INSERT`` of the successor; with DPoP the proof is first verified with joserfc (``typ``,
-  ES256, ``htm``, ``htu``, ``iat``) and its ``jti`` recorded with one ``INSERT``, and the row's
-  ``jkt`` must be the proof key's thumbprint;
+* refresh: one transaction that consumes the old row (if it is live, the client's and bound to
+  the proof key's thumbprint) and inserts the successor: on PostgreSQL one statement (a CTE
+  whose ``UPDATE ... RETURNING`` feeds the ``INSERT``), on SQLite an ``UPDATE ... RETURNING``
+  and an ``INSERT``; with DPoP the proof is first verified with joserfc (``typ``, ES256,
+  ``htm``, ``htu``, ``iat``) and its ``jti`` recorded with one ``INSERT``;
 * sign the same tokens authward returned for that scenario, with the same algorithms, keys and
   claim names (the bench copies them from one authward response per scenario, see
   :class:`TokenShape`), straight with ``cryptography``;
 * write the JSON with ``Cache-Control: no-store``.
+
+Single statements run on an AUTOCOMMIT connection on PostgreSQL (no ``BEGIN``/``COMMIT`` round
+trips, as authward's stores do) and in a ``BEGIN IMMEDIATE`` transaction on SQLite; joserfc's
+algorithm registries are built once.
 
 Introspection: the client check, the access token's signature (joserfc), ``exp`` and the
 caller, then the RFC 7662 JSON. Run: ``python -m bench.http.floor CONFIG.json --port P``.
@@ -44,6 +49,7 @@ import secrets
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -54,6 +60,7 @@ import uvicorn
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey, RSAKey
+from joserfc.jws import JWSRegistry
 from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -317,8 +324,13 @@ class Floor:
         self._signers: dict[tuple[str, str], CompactSigner] = {}
         self._secret_digest = bytes.fromhex(config.secret_digest)
         self._client_key = ECKey.import_key(config.jwt_client_jwk)
-        dialect = engine.dialect.name
-        self._insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        self._postgres = engine.dialect.name == "postgresql"
+        self._insert = pg_insert if self._postgres else sqlite_insert
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._registries = {
+            alg: JWSRegistry(algorithms=[alg], strict_check_header=False)
+            for alg in ("ES256", *self._keys)
+        }
         self._dpop_htu = config.issuer + "/refresh_dpop_public/token"
         self._audiences = {config.issuer, config.issuer + "/cc_private_key_jwt/token"}
 
@@ -410,6 +422,17 @@ class Floor:
             raise RefusedError(401, "invalid_client")
         return client_id
 
+    def _one_statement(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A connection for one statement, committed as it completes: AUTOCOMMIT on
+        PostgreSQL (no BEGIN/COMMIT round trips), a ``BEGIN IMMEDIATE`` transaction on SQLite
+        (no network there)."""
+        return self._autocommit.connect() if self._postgres else self.engine.begin()
+
+    def _decode(self, token: str, key: Any, alg: str) -> Mapping[str, Any]:
+        """The claims of ``token`` once its ``alg`` signature verifies with ``key``."""
+        claims: Mapping[str, Any] = jwt.decode(token, key, registry=self._registries[alg]).claims
+        return claims
+
     async def _record_once(self, conn: AsyncConnection, key: str, ttl: int) -> bool:
         statement = (
             self._insert(replay_table)
@@ -423,10 +446,9 @@ class Floor:
         if form.get("client_assertion_type") != ASSERTION_TYPE:
             raise RefusedError(401, "invalid_client")
         try:
-            token = jwt.decode(form.get("client_assertion", ""), self._client_key, ["ES256"])
+            claims = self._decode(form.get("client_assertion", ""), self._client_key, "ES256")
         except (JoseError, ValueError):
             raise RefusedError(401, "invalid_client") from None
-        claims = token.claims
         client_id = self.config.jwt_client
         now = time.time()
         exp, iat, jti = claims.get("exp"), claims.get("iat", now), claims.get("jti")
@@ -442,7 +464,7 @@ class Floor:
             or not jti
         ):
             raise RefusedError(401, "invalid_client")
-        async with self.engine.begin() as conn:
+        async with self._one_statement() as conn:
             if not await self._record_once(conn, f"{client_id}:{jti}", ASSERTION_MAX_LIFETIME):
                 raise RefusedError(401, "invalid_client")
         return client_id
@@ -461,7 +483,7 @@ class Floor:
             if not isinstance(jwk, dict) or "d" in jwk:
                 raise RefusedError(400, "invalid_dpop_proof")
             key = ECKey.import_key(jwk)
-            claims = jwt.decode(proof, key, ["ES256"]).claims
+            claims = self._decode(proof, key, "ES256")
         except (JoseError, ValueError, binascii.Error):
             raise RefusedError(400, "invalid_dpop_proof") from None
         now = time.time()
@@ -482,39 +504,72 @@ class Floor:
     async def _rotate(
         self, presented: str, client_id: str, jkt: str | None
     ) -> tuple[str, str, str]:
-        """Consume ``presented`` and insert its successor in one transaction; return
-        (successor, subject, scope)."""
+        """Consume ``presented`` (when it is live and belongs to ``client_id`` and ``jkt``)
+        and insert its successor, in one transaction; return (successor, subject, scope).
+
+        PostgreSQL: one statement, a CTE whose ``UPDATE ... RETURNING`` feeds the ``INSERT``.
+        SQLite: the ``UPDATE ... RETURNING`` and the ``INSERT`` in one ``BEGIN IMMEDIATE``.
+        """
         now = time.time()
         successor = secrets.token_urlsafe(32)
+        t = refresh_table
         consume = (
-            sa.update(refresh_table)
+            sa.update(t)
             .where(
-                refresh_table.c.token_hash == token_digest(presented),
-                refresh_table.c.consumed.is_(False),
-                refresh_table.c.expires_at > now,
+                t.c.token_hash == token_digest(presented),
+                t.c.consumed.is_(False),
+                t.c.expires_at > now,
+                t.c.client_id == client_id,
+                t.c.jkt.is_(None) if jkt is None else t.c.jkt == jkt,
             )
             .values(consumed=True)
-            .returning(
-                refresh_table.c.client_id,
-                refresh_table.c.subject,
-                refresh_table.c.scope,
-                refresh_table.c.jkt,
-            )
+            .returning(t.c.subject, t.c.scope)
         )
+        successor_row = {
+            "token_hash": token_digest(successor),
+            "client_id": client_id,
+            "jkt": jkt,
+            "expires_at": now + self.config.refresh_ttl,
+            "consumed": False,
+        }
+        if self._postgres:
+            consumed = consume.cte("consumed")
+            columns = [
+                "token_hash",
+                "client_id",
+                "subject",
+                "scope",
+                "jkt",
+                "expires_at",
+                "consumed",
+            ]
+            insert = (
+                t.insert()
+                .from_select(
+                    columns,
+                    sa.select(
+                        sa.literal(successor_row["token_hash"]),
+                        sa.literal(client_id),
+                        consumed.c.subject,
+                        consumed.c.scope,
+                        sa.literal(jkt, sa.String(64)),
+                        sa.literal(successor_row["expires_at"], sa.Float),
+                        sa.false(),
+                    ),
+                )
+                .returning(t.c.subject, t.c.scope)
+            )
+            async with self._autocommit.connect() as conn:
+                row = (await conn.execute(insert)).first()
+            if row is None:
+                raise RefusedError(400, "invalid_grant")
+            return successor, row.subject, row.scope
         async with self.engine.begin() as conn:
             row = (await conn.execute(consume)).first()
-            if row is None or row.client_id != client_id or row.jkt != jkt:
+            if row is None:
                 raise RefusedError(400, "invalid_grant")
             await conn.execute(
-                refresh_table.insert().values(
-                    token_hash=token_digest(successor),
-                    client_id=client_id,
-                    subject=row.subject,
-                    scope=row.scope,
-                    jkt=jkt,
-                    expires_at=now + self.config.refresh_ttl,
-                    consumed=False,
-                )
+                t.insert().values(**successor_row, subject=row.subject, scope=row.scope)
             )
         return successor, row.subject, row.scope
 
@@ -542,7 +597,9 @@ class Floor:
             .returning(*codes_table.c)
         )
         shape = self._shape("code_exchange")
-        async with self.engine.begin() as conn:
+        # one statement, unless a refresh token is issued with the code (then a transaction)
+        scope = self.engine.begin() if shape.refresh else self._one_statement()
+        async with scope as conn:
             row = (await conn.execute(consume)).first()
             challenge = sha256_b64url(form.get("code_verifier", "") or "-")
             if (
@@ -600,7 +657,7 @@ class Floor:
         if client_id != self.config.dpop_client:
             raise RefusedError(401, "invalid_client")
         jkt, jti = self._dpop_key(request)
-        async with self.engine.begin() as conn:
+        async with self._one_statement() as conn:
             if not await self._record_once(
                 conn, f"dpop:{jti}", DPOP_WINDOW_SECONDS + DPOP_FUTURE_SKEW_SECONDS
             ):
@@ -625,10 +682,9 @@ class Floor:
         template = self._shape("cc_secret_basic").access
         alg = str(template.header["alg"])
         try:
-            token = jwt.decode(form.get("token", ""), self._keys[alg][2], [alg])
+            claims = self._decode(form.get("token", ""), self._keys[alg][2], alg)
         except (JoseError, ValueError):
             return _json(200, {"active": False})
-        claims = token.claims
         exp = claims.get("exp")
         if (
             not isinstance(exp, int | float)
