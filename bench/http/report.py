@@ -92,14 +92,14 @@ def _meta_line(meta: Json) -> str:
     )
 
 
-def _load_line(runs: Sequence[Json]) -> str:
+def _load_line(runs: Sequence[Json], cpus: object) -> str:
     loads = [r["load_1m"] for r in runs if isinstance(r.get("load_1m"), int | float)]
     if not loads:
         return ""
-    return (
-        f"One-minute load average before the runs: {min(loads):.1f} to {max(loads):.1f} "
-        "(above the core count, other work shared the machine and the figures are noisier)."
-    )
+    line = f"One-minute load average before the runs: {min(loads):.1f} to {max(loads):.1f}"
+    if isinstance(cpus, int) and max(loads) > cpus:
+        return line + f" (above the {cpus} cores: other work shared the machine)."
+    return line + "."
 
 
 def _matrix(section: Json) -> list[str]:
@@ -110,7 +110,7 @@ def _matrix(section: Json) -> list[str]:
         _meta_line(section.get("meta", {})),
         "",
     ]
-    load = _load_line(runs)
+    load = _load_line(runs, section.get("meta", {}).get("machine", {}).get("cpus"))
     if load:
         lines += [load, ""]
     index = {(r["engine"], r["server"], r["scenario"], r["concurrency"]): r for r in runs}
