@@ -34,7 +34,7 @@ test: lint typecheck pytest
 bench: install
 	$(BIN)/python -m bench
 
-# The HTTP benchmark of `authward serve` against a floor app (docs/performance.md); about ten
+# The HTTP benchmark of `authward serve` against a floor app (docs/performance.md); about 11
 # minutes. Pass options with BENCH_HTTP_ARGS, e.g. BENCH_HTTP_ARGS='--engines sqlite --duration 2'.
 BENCH_HTTP_ARGS ?=
 bench-http: install

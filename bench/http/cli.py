@@ -159,6 +159,11 @@ def parser() -> argparse.ArgumentParser:
         help=f"document whose results block is rewritten (default: {DOCUMENT})",
     )
     p.add_argument("--no-docs", action="store_true", help="do not touch the document")
+    p.add_argument(
+        "--render-only",
+        action="store_true",
+        help="run nothing: rewrite the document's tables from the results file",
+    )
     return p
 
 
@@ -297,6 +302,10 @@ def _load(path: Path) -> dict[str, Any]:
 def main(argv: Sequence[str]) -> int:
     """Run what the arguments ask; 0 when every run produced figures, 1 if any failed."""
     args = parser().parse_args(list(argv))
+    if args.render_only:
+        update_document(args.docs, _load(args.results))
+        log(f"tables: {args.docs} (from {args.results})")
+        return 0
     options = _options(args)
     meta = run_metadata(options)
     started = time.monotonic()
@@ -305,7 +314,7 @@ def main(argv: Sequence[str]) -> int:
     if options.soak_seconds is not None:
         soaks, failures = asyncio.run(run_soak(options))
         results["soak"] = {
-            "meta": {**meta, "duration": options.soak_seconds},
+            "meta": {**meta, "duration": options.soak_seconds, "warmup": 0.0},
             "results": [as_json(r) for r in soaks],
             "failures": failures,
         }
