@@ -61,6 +61,40 @@ class SqlAuthorizationCodeStore:
                 "family_id", "expires_at",
             )
         ]
+        t = self._t
+        #: Hot-path statements, built once: SQLAlchemy memoizes a statement's cache key, so
+        #: only the parameters are new per call.
+        self._take_any = self._claim(unbound_only=False)
+        self._take_unbound = self._claim(unbound_only=True)
+        self._why_not_taken = sa.select(
+            t.c.consumed_success, t.c.family_id, t.c.subject, t.c.consumed_at
+        ).where(t.c.code_hash == sa.bindparam("b_code_hash"))
+        self._revoked = sa.select(
+            sa.exists().where(
+                t.c.access_token_jti == sa.bindparam("jti"),
+                t.c.access_token_revoked_at.is_not(None),
+                t.c.access_token_expires_at > sa.bindparam("now", type_=t.c.expires_at.type),
+            )
+        )
+
+        self._finalise = sa.update(t).where(t.c.code_hash == sa.bindparam("b_code_hash"))
+        self._finalise_with_token = self._finalise.values(
+            consumed_success=True,
+            access_token_jti=sa.bindparam("jti"),
+            access_token_expires_at=sa.bindparam("exp", type_=t.c.expires_at.type),
+        )
+        self._finalise = self._finalise.values(consumed_success=True)
+
+    def _claim(self, *, unbound_only: bool) -> sa.Update:
+        t = self._t
+        claim = sa.update(t).where(
+            t.c.code_hash == sa.bindparam("b_code_hash"), t.c.consumed_at.is_(None)
+        )
+        if unbound_only:
+            claim = claim.where(t.c.cnf["jkt"].as_string().is_(None))
+        return claim.values(
+            consumed_at=sa.bindparam("now", type_=t.c.consumed_at.type)
+        ).returning(*self._entry_columns)
 
     async def put(self, entry: CodeEntry, *, now: float | None = None) -> None:
         """See ``AuthorizationCodeStore.put``."""
@@ -91,22 +125,14 @@ class SqlAuthorizationCodeStore:
         self, code_hash: str, *, now: float | None = None, unbound_only: bool = False
     ) -> TakeOutcome:
         """See ``AuthorizationCodeStore.take``."""
-        t = self._t
-        claim = sa.update(t).where(t.c.code_hash == code_hash, t.c.consumed_at.is_(None))
-        if unbound_only:
-            claim = claim.where(t.c.cnf["jkt"].as_string().is_(None))
-        claim = claim.values(consumed_at=to_seconds_column(self._ctx.now(now))).returning(
-            *self._entry_columns
-        )
-        why = sa.select(t.c.consumed_success, t.c.family_id, t.c.subject, t.c.consumed_at).where(
-            t.c.code_hash == code_hash
-        )
+        claim = self._take_unbound if unbound_only else self._take_any
+        params = {"b_code_hash": code_hash, "now": to_seconds_column(self._ctx.now(now))}
         async with self._ctx.one_statement() as conn:
-            row = (await conn.execute(claim)).first()
+            row = (await conn.execute(claim, params)).first()
             if row is not None:
                 return Taken(_entry(row._mapping))
             # Lost, unknown or bound: the decision is made; this read only names the reason.
-            seen = (await conn.execute(why)).first()
+            seen = (await conn.execute(self._why_not_taken, {"b_code_hash": code_hash})).first()
         if seen is not None and seen.consumed_success:
             return Consumed(ConsumedMeta(family_id=seen.family_id, subject=seen.subject))
         if unbound_only and seen is not None and seen.consumed_at is None:
@@ -122,18 +148,20 @@ class SqlAuthorizationCodeStore:
         access_token_expires_at: int | None = None,
     ) -> None:
         """See ``AuthorizationCodeStore.mark_consumed``."""
-        values: dict[str, Any] = {"consumed_success": True}
         if (access_token_jti is None) != (access_token_expires_at is None):
             raise StoreContractError("access_token_jti and access_token_expires_at go together")
+        stmt = self._finalise
+        params: dict[str, object] = {"b_code_hash": code_hash}
         if access_token_jti is not None and access_token_expires_at is not None:
             require("jti", access_token_jti)
             check_length("jti", access_token_jti, JTI_SIZE)
             _require_unix("expires_at", access_token_expires_at)
-            values["access_token_jti"] = access_token_jti
-            values["access_token_expires_at"] = to_seconds_column(access_token_expires_at)
-        stmt = sa.update(self._t).where(self._t.c.code_hash == code_hash).values(**values)
+            stmt = self._finalise_with_token
+            params.update(
+                jti=access_token_jti, exp=to_seconds_column(access_token_expires_at)
+            )
         async with self._ctx.one_statement() as conn:
-            await conn.execute(stmt)
+            await conn.execute(stmt, params)
 
     async def record_access_token(
         self, family_id: str, jti: str, expires_at: int, *, now: float | None = None
@@ -187,15 +215,9 @@ class SqlAuthorizationCodeStore:
     async def access_token_revoked(self, jti: str, *, now: float | None = None) -> bool:
         """See ``AuthorizationCodeStore.access_token_revoked``."""
         # Expiry columns hold whole seconds, so ``exp > floor(now)`` equals ``exp > now``.
-        stmt = sa.select(
-            sa.exists().where(
-                self._t.c.access_token_jti == jti,
-                self._t.c.access_token_revoked_at.is_not(None),
-                self._t.c.access_token_expires_at > to_seconds_column(self._ctx.now(now)),
-            )
-        )
+        params = {"jti": jti, "now": to_seconds_column(self._ctx.now(now))}
         async with self._ctx.one_statement() as conn:
-            return bool((await conn.execute(stmt)).scalar_one())
+            return bool((await conn.execute(self._revoked, params)).scalar_one())
 
 
 def _require_unix(field: str, value: object) -> None:

@@ -35,6 +35,17 @@ class SqlReplayStore:
     ) -> None:
         self._ctx = store_context(engine, table_prefix, clock)
         self._t = self._ctx.tables.dpop_replays
+        insert = postgresql.insert if self._ctx.dialect == "postgresql" else sqlite.insert
+        #: Built once (hot path: every DPoP proof and client assertion is recorded here).
+        self._record = (
+            insert(self._t)
+            .values(
+                jti=sa.bindparam("key"),
+                expires_at=sa.bindparam("until", type_=self._t.c.expires_at.type),
+                inserted_at=sa.bindparam("at", type_=self._t.c.inserted_at.type),
+            )
+            .on_conflict_do_nothing(index_elements=["jti"])
+        )
 
     async def check_and_record(
         self,
@@ -54,21 +65,17 @@ class SqlReplayStore:
         key = replay_key(namespace, raw_jti)
         ttl = positive_ttl(ttl_seconds)
         at = self._ctx.now(now)
-        insert = postgresql.insert if self._ctx.dialect == "postgresql" else sqlite.insert
-        stmt = (
-            insert(self._t)
-            .values(
-                jti=key,
-                expires_at=to_micros_column(at + ttl),
-                inserted_at=to_micros_column(at),
-            )
-            .on_conflict_do_nothing(index_elements=["jti"])
-        )
+        stmt = self._record
+        params = {
+            "key": key,
+            "until": to_micros_column(at + ttl),
+            "at": to_micros_column(at),
+        }
         if connection is not None:
-            inserted = (await connection.execute(stmt)).rowcount
+            inserted = (await connection.execute(stmt, params)).rowcount
         else:
             async with self._ctx.one_statement() as conn:
-                inserted = (await conn.execute(stmt)).rowcount
+                inserted = (await conn.execute(stmt, params)).rowcount
         if inserted == 1:
             return Recorded()
         if inserted == 0:
