@@ -156,9 +156,11 @@ async def _fan_out(
         baseline = await _mean_ms(one_by_one, rounds)
         mean = await _mean_ms(together, rounds)
     return FlowMeasurement(
-        f"logout fan-out to {receivers} receivers ({delay * 1e3:.0f} ms each) "
-        "vs one by one",
-        rounds, mean, baseline, mean / baseline,
+        f"logout fan-out to {receivers} receivers ({delay * 1e3:.0f} ms each) vs one by one",
+        rounds,
+        mean,
+        baseline,
+        mean / baseline,
     )
 
 
@@ -180,8 +182,11 @@ async def _user_wait(
             for index, uri in enumerate(uris):
                 await server.stores.logout_sessions.record(
                     LogoutSession(
-                        sid=f"round-{i}", subject="alice", client_id=f"rp-{index}",
-                        backchannel_logout_uri=uri, expires_at=int(time.time()) + 600,
+                        sid=f"round-{i}",
+                        subject="alice",
+                        client_id=f"rp-{index}",
+                        backchannel_logout_uri=uri,
+                        expires_at=int(time.time()) + 600,
                     )
                 )
 
@@ -207,11 +212,17 @@ async def _user_wait(
         FlowMeasurement(
             "user's wait at logout (take + dispatch), one receiver hanging, vs a trivial "
             "transaction",
-            rounds, mean, base, mean / base,
+            rounds,
+            mean,
+            base,
+            mean / base,
         ),
         FlowMeasurement(
             f"background delivery until drained vs the {DELIVERY_TIMEOUT:.0f} s deadline",
-            1, drained, DELIVERY_TIMEOUT * 1e3, drained / (DELIVERY_TIMEOUT * 1e3),
+            1,
+            drained,
+            DELIVERY_TIMEOUT * 1e3,
+            drained / (DELIVERY_TIMEOUT * 1e3),
         ),
     ]
 
@@ -244,7 +255,10 @@ async def _cimd(server: AuthorizationServer, rounds: int) -> FlowMeasurement:
         mean = await _mean_ms(cached, rounds)
     return FlowMeasurement(
         "CIMD client resolved from a fresh cache entry vs fetched, validated and cached",
-        rounds, mean, base, mean / base,
+        rounds,
+        mean,
+        base,
+        mean / base,
     )
 
 
@@ -254,7 +268,9 @@ async def main(rounds: int) -> list[FlowMeasurement]:
         keys, config = _config(Path(tmp))
         settings = load_settings(config)
         built = build_server(
-            settings, database_url=f"sqlite:///{tmp}/flows.db", key_file=keys,
+            settings,
+            database_url=f"sqlite:///{tmp}/flows.db",
+            key_file=keys,
             config_file=config,
         )
         try:

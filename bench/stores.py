@@ -121,9 +121,14 @@ async def _measure(
     async def code_put(i: int) -> None:
         await codes.put(
             CodeEntry(
-                code_hash=code_hashes[i], client_id="bench", subject="alice",
-                redirect_uri="https://rp.example/cb", expires_at=int(now) + 60,
-                scope=("openid",), code_challenge="x" * 43, code_challenge_method="S256",
+                code_hash=code_hashes[i],
+                client_id="bench",
+                subject="alice",
+                redirect_uri="https://rp.example/cb",
+                expires_at=int(now) + 60,
+                scope=("openid",),
+                code_challenge="x" * 43,
+                code_challenge_method="S256",
                 family_id=_token(),
             )
         )
@@ -138,7 +143,10 @@ async def _measure(
         family = _token()
         parent = _token()
         entry = RefreshEntry(
-            token_hash=digest(parent), family_id=family, generation=0, data=data,
+            token_hash=digest(parent),
+            family_id=family,
+            generation=0,
+            data=data,
             expires_at=int(now) + 3600,
         )
         await refresh.insert(entry)
@@ -147,7 +155,10 @@ async def _measure(
     def child_of(parent: RefreshEntry) -> tuple[RefreshEntry, Successor]:
         token = _token()
         child = RefreshEntry(
-            token_hash=digest(token), family_id=parent.family_id, generation=1, data=data,
+            token_hash=digest(token),
+            family_id=parent.family_id,
+            generation=1,
+            data=data,
             expires_at=int(now) + 3600,
         )
         return child, Successor(token=token, generation=1, context=data, retry_until=None)
@@ -171,8 +182,12 @@ async def _measure(
         return await replay.check_and_record("dpop", f"jti-{i}-{_token()}")
 
     binding = ConsentBinding(
-        subject="alice", client_id="bench", redirect_uri="https://rp.example/cb",
-        scope=("openid",), code_challenge="x" * 43, code_challenge_method="S256",
+        subject="alice",
+        client_id="bench",
+        redirect_uri="https://rp.example/cb",
+        scope=("openid",),
+        code_challenge="x" * 43,
+        code_challenge_method="S256",
     )
     grants: list[str] = []
 
@@ -216,8 +231,11 @@ async def _measure(
     async def logout_record(i: int) -> object:
         return await logout.record(
             LogoutSession(
-                sid=f"sid-{i}", subject="alice", client_id="bench",
-                backchannel_logout_uri="https://rp.example/bc", expires_at=int(now) + 3600,
+                sid=f"sid-{i}",
+                subject="alice",
+                client_id="bench",
+                backchannel_logout_uri="https://rp.example/bc",
+                expires_at=int(now) + 3600,
             )
         )
 
@@ -225,8 +243,7 @@ async def _measure(
         return await logout.take_targets(LogoutCriteria(sid=f"sid-{i}"))
 
     cimd_url = "https://client.example/cimd.json"
-    await cimd.put(cimd_url, {"client_id": cimd_url, "redirect_uris": ["https://c/cb"]},
-                   now + 3600)
+    await cimd.put(cimd_url, {"client_id": cimd_url, "redirect_uris": ["https://c/cb"]}, now + 3600)
 
     async def cimd_hit(_: int) -> object:
         return await cimd.get(cimd_url)
