@@ -82,6 +82,57 @@ class SqlRefreshTokenStore:
         self._cipher = (
             SuccessorCipher(successor_keys, active_kid) if successor_keys else None
         )
+        self._build_statements()
+
+    def _build_statements(self) -> None:
+        """The hot-path statements, built once with bind parameters (SQLAlchemy memoizes a
+        statement's cache key, so a call only supplies values)."""
+        t = self._t
+        insert = postgresql.insert if self._ctx.dialect == "postgresql" else sqlite.insert
+        row = {name: sa.bindparam(f"v_{name}", type_=t.c[name].type) for name in _ROW_COLUMNS}
+        self._get = sa.select(t).where(
+            t.c.token_hash == sa.bindparam("b_hash"), t.c.family_revoked.is_(False)
+        )
+        self._insert = (
+            insert(t).values(**row).on_conflict_do_nothing().returning(t.c.id)
+        )
+        self._claim = (
+            sa.update(t)
+            .where(
+                t.c.token_hash == sa.bindparam("v_parent_hash"),
+                t.c.family_id == sa.bindparam("v_family_id"),
+                t.c.generation == sa.bindparam("b_parent_generation"),
+                t.c.consumed.is_(False),
+                t.c.family_revoked.is_(False),
+                t.c.expires_at > sa.bindparam("v_inserted_at"),
+            )
+            .values(
+                consumed=True,
+                consumed_at=sa.bindparam("v_inserted_at"),
+                successor=sa.bindparam("b_successor", type_=t.c.successor.type),
+            )
+        )
+        lock = sa.select(
+            sa.func.pg_advisory_xact_lock(
+                FAMILY_LOCK_NAMESPACE, sa.func.hashtext(sa.bindparam("v_family_id"))
+            ).label("held")
+        ).cte("family_lock")
+        claimed = (
+            self._claim.where(sa.exists(sa.select(lock.c.held)))
+            .returning(t.c.id)
+            .cte("claimed")
+        )
+        inserted = (
+            sa.insert(t)
+            .from_select(list(row), sa.select(*row.values()).select_from(claimed))
+            .returning(t.c.id)
+            .cte("inserted")
+        )
+        self._rotate_pg = sa.select(
+            sa.select(sa.func.count()).select_from(claimed).scalar_subquery().label("claimed"),
+            sa.select(sa.func.count()).select_from(inserted).scalar_subquery().label("inserted"),
+        )
+        self._claim_sqlite = self._claim.returning(t.c.id)
 
     @property
     def seals_successors(self) -> bool:
@@ -100,11 +151,8 @@ class SqlRefreshTokenStore:
 
     async def get(self, token_hash: str, *, now: float | None = None) -> GetOutcome:
         """See ``RefreshTokenStore.get``."""
-        stmt = sa.select(self._t).where(
-            self._t.c.token_hash == token_hash, self._t.c.family_revoked.is_(False)
-        )
         async with self._ctx.one_statement() as conn:
-            row = (await conn.execute(stmt)).first()
+            row = (await conn.execute(self._get, {"b_hash": token_hash})).first()
         return Missing() if row is None else Found(self._entry(row._mapping))
 
     async def consume(self, token_hash: str, *, now: float | None = None) -> ConsumeOutcome:
@@ -206,26 +254,19 @@ class SqlRefreshTokenStore:
             if successor is None or self._cipher is None
             else self._cipher.seal(successor, parent_hash=parent_hash, family_id=child.family_id)
         )
-        t = self._t
-        claim = sa.update(t).where(
-            t.c.token_hash == parent_hash,
-            t.c.family_id == child.family_id,
-            t.c.generation == child.generation - 1,
-            t.c.consumed.is_(False),
-            t.c.family_revoked.is_(False),
-            t.c.expires_at > to_seconds_column(at),
-        )
-        claim = claim.values(consumed=True, consumed_at=to_seconds_column(at), successor=envelope)
+        params = {f"v_{name}": value for name, value in values.items()}
+        params["b_parent_generation"] = child.generation - 1
+        params["b_successor"] = envelope
         if self._ctx.dialect == "postgresql":
-            outcome = await self._rotate_in_one_statement(claim, values)
+            outcome = await self._rotate_in_one_statement(params, values)
         else:
-            outcome = await self._rotate_in_one_transaction(claim, values)
+            outcome = await self._rotate_in_one_transaction(params, values)
         if outcome is not None:
             return outcome
         return Rotated(_normalised(child))
 
     async def _rotate_in_one_statement(
-        self, claim: sa.Update, values: dict[str, Any]
+        self, params: dict[str, Any], values: dict[str, Any]
     ) -> RotateOutcome | None:
         """PostgreSQL: family lock, parent claim and child insert as ONE autocommit statement.
 
@@ -235,36 +276,9 @@ class SqlRefreshTokenStore:
         claims nothing) or waits and then sees the child. A child that collides with an existing
         row fails the whole statement, so the parent stays unconsumed.
         """
-        t = self._t
-        lock = sa.select(
-            sa.func.pg_advisory_xact_lock(
-                FAMILY_LOCK_NAMESPACE, sa.func.hashtext(values["family_id"])
-            ).label("held")
-        ).cte("family_lock")
-        claimed = (
-            claim.where(sa.exists(sa.select(lock.c.held)))
-            .returning(t.c.id)
-            .cte("claimed")
-        )
-        columns = list(values)
-        inserted = (
-            sa.insert(t)
-            .from_select(
-                columns,
-                sa.select(
-                    *(sa.literal(values[name], t.c[name].type) for name in columns)
-                ).select_from(claimed),
-            )
-            .returning(t.c.id)
-            .cte("inserted")
-        )
-        stmt = sa.select(
-            sa.select(sa.func.count()).select_from(claimed).scalar_subquery().label("claimed"),
-            sa.select(sa.func.count()).select_from(inserted).scalar_subquery().label("inserted"),
-        )
         try:
             async with self._ctx.one_statement() as conn:
-                row = (await conn.execute(stmt)).one()
+                row = (await conn.execute(self._rotate_pg, params)).one()
                 if row.claimed == 1 and row.inserted == 1:
                     return None
                 return await self._why_not_rotated(conn, values)
@@ -274,12 +288,12 @@ class SqlRefreshTokenStore:
             ) from None
 
     async def _rotate_in_one_transaction(
-        self, claim: sa.Update, values: dict[str, Any]
+        self, params: dict[str, Any], values: dict[str, Any]
     ) -> RotateOutcome | None:
         """SQLite: claim the parent and insert the child in one ``BEGIN IMMEDIATE`` transaction
         (which holds the database write lock, so the family needs no lock of its own)."""
         async with self._ctx.engine.begin() as conn:
-            if (await conn.execute(claim.returning(self._t.c.id))).first() is None:
+            if (await conn.execute(self._claim_sqlite, params)).first() is None:
                 return await self._why_not_rotated(conn, values)
             await self._insert_row(conn, values)
         return None
@@ -321,9 +335,8 @@ class SqlRefreshTokenStore:
         return bool((await conn.execute(stmt)).scalar_one())
 
     async def _insert_row(self, conn: AsyncConnection, values: dict[str, Any]) -> None:
-        insert = postgresql.insert if self._ctx.dialect == "postgresql" else sqlite.insert
-        stmt = insert(self._t).values(**values).on_conflict_do_nothing().returning(self._t.c.id)
-        if (await conn.execute(stmt)).first() is None:
+        params = {f"v_{name}": value for name, value in values.items()}
+        if (await conn.execute(self._insert, params)).first() is None:
             # Raising rolls the whole transaction back (rotate: the parent stays unconsumed).
             raise DuplicateKeyError(
                 "a refresh token with this token_hash or (family_id, generation) exists already"
@@ -372,6 +385,14 @@ class SqlRefreshTokenStore:
             family_id=row["family_id"],
             generation=row["generation"] + 1,
         )
+
+
+#: The columns a new row is written with (``_insert_values`` fills every one).
+_ROW_COLUMNS: Final = (
+    "id", "token_hash", "family_id", "generation", "client_id", "subject", "scope", "resource",
+    "acr", "auth_time", "cnf", "claims", "consumed", "consumed_at", "successor",
+    "family_revoked", "expires_at", "parent_hash", "inserted_at",
+)
 
 
 def _normalised_data(data: RefreshData) -> RefreshData:
