@@ -33,7 +33,8 @@ trips, as authward's stores do) and in a ``BEGIN IMMEDIATE`` transaction on SQLi
 algorithm registries are built once.
 
 Introspection: the client check, the access token's signature (joserfc), ``exp`` and the
-caller, then the RFC 7662 JSON. Run: ``python -m bench.http.floor CONFIG.json --port P``.
+caller, one indexed read of the token's revocation record (RFC 7662 §2.2: a revoked token is
+inactive), then the RFC 7662 JSON. Run: ``python -m bench.http.floor CONFIG.json --port P``.
 """
 
 from __future__ import annotations
@@ -118,6 +119,12 @@ refresh_table = sa.Table(
     sa.Column("jkt", sa.String(64)),
     sa.Column("expires_at", sa.Float, nullable=False),
     sa.Column("consumed", sa.Boolean, nullable=False, default=False),
+)
+revoked_table = sa.Table(
+    "bench_floor_revoked_access_tokens",
+    metadata,
+    sa.Column("jti", sa.String(255), primary_key=True),
+    sa.Column("expires_at", sa.Float, nullable=False),
 )
 replay_table = sa.Table(
     "bench_floor_replays",
@@ -693,6 +700,17 @@ class Floor:
             or claims.get("iss") != self.config.issuer
         ):
             return _json(200, {"active": False})
+        # RFC 7662 §2.2: a revoked token is inactive, so a server that revokes access tokens
+        # (RFC 7009) reads its revocation record: one indexed SELECT, as authward does.
+        revoked = sa.select(
+            sa.exists().where(
+                revoked_table.c.jti == str(claims.get("jti", "")),
+                revoked_table.c.expires_at > time.time(),
+            )
+        )
+        async with self._one_statement() as conn:
+            if (await conn.execute(revoked)).scalar_one():
+                return _json(200, {"active": False})
         body: dict[str, Any] = {"active": True}
         for name in ("client_id", "sub", "exp", "iat", "iss", "aud", "jti", "scope"):
             if name in claims:
