@@ -28,7 +28,12 @@ from click.testing import CliRunner
 
 from authward.cli.main import cli
 from authward.cli.serve import ensure_demo_file
-from authward.core.defaults import hash_secret, is_argon2_hash, is_fast_digest
+from authward.core.defaults import (
+    generate_client_secret,
+    hash_secret,
+    is_argon2_hash,
+    is_fast_digest,
+)
 from authward.core.defaults.toml_file import load_toml
 from tests.asgi.forms import only_form, submit
 
@@ -256,3 +261,39 @@ def test_the_demo_client_secret_is_stored_fast_and_the_password_as_argon2(
     text = demo.path.read_text(encoding="utf-8")
     assert "$sha256$ digest" in text
     assert demo.client_secret not in text
+
+
+def _quiet_config(directory: Path) -> tuple[Path, str]:
+    """A --config deployment with one client_credentials client (generated fast secret)."""
+    generated = generate_client_secret()
+    config = directory / "authward.toml"
+    config.write_text(
+        "[authward]\nrefresh_token_rotation_grace_seconds = 0\n"
+        f'[login]\ncookie_secret = "{"c" * 40}"\n'
+        '[[clients]]\nclient_id = "svc"\nclient_type = "confidential"\n'
+        f'client_secret_hash = "{generated.digest}"\n'
+        'grant_types = ["client_credentials"]\nscope = "api"\n',
+        encoding="utf-8",
+    )
+    return config, generated.secret
+
+
+@pytest.mark.parametrize("loud", [False, True])
+async def test_with_config_the_access_log_and_token_events_are_off_unless_asked_for(
+    tmp_path: Path, loud: bool
+) -> None:
+    """Issue 10: no per-request log lines by default (--access-log, --token-events add them)."""
+    config, secret = _quiet_config(tmp_path)
+    flags = ("--access-log", "--token-events") if loud else ()
+    with serve(tmp_path, 1, "--config", str(config), *flags) as running:
+        async with httpx.AsyncClient(base_url=running.base, timeout=HTTP_TIMEOUT) as client:
+            issued = await client.post(
+                "/token", data={"grant_type": "client_credentials", "scope": "api"},
+                auth=("svc", secret),
+            )
+            assert issued.status_code == 200, issued.text
+        assert running.stop() == 0, running.diagnostics()
+    logs = running.diagnostics()
+    assert ('"POST /token HTTP/1.1" 200' in logs) is loud
+    assert ('"event": "token.issued"' in logs) is loud
+    assert secret not in logs

@@ -273,12 +273,26 @@ async def test_consent_is_asked_for_every_third_party_request() -> None:
 
 async def test_logging_sink_drops_secret_looking_keys(caplog: pytest.LogCaptureFixture) -> None:
     sink = LoggingEventSink()
-    with caplog.at_level(logging.INFO, logger="authward.events"):
+    with caplog.at_level(logging.DEBUG, logger="authward.events"):
         await sink.emit(Event("token.issued", 1.0, {"client_id": "web", "refresh_token": "rt"}))
     [record] = caplog.records
     assert json.loads(record.getMessage()) == {
         "event": "token.issued", "at": 1.0, "client_id": "web"
     }
+
+
+async def test_logging_sink_writes_per_request_token_events_at_debug_and_others_at_info(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO, logger="authward.events"):
+        await LoggingEventSink().emit(Event("token.issued", 1.0, {"client_id": "web"}))
+        await LoggingEventSink().emit(Event("token.refused", 1.0, {"error": "invalid_grant"}))
+        await LoggingEventSink().emit(Event("code.reused", 2.0, {"client_id": "web"}))
+    assert [json.loads(r.getMessage())["event"] for r in caplog.records] == ["code.reused"]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="authward.events"):
+        await LoggingEventSink(routine_level=logging.INFO).emit(Event("token.issued", 1.0, {}))
+    assert [r.levelno for r in caplog.records] == [logging.INFO]
 
 
 async def test_logging_sink_builds_nothing_when_info_is_off(

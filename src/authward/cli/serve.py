@@ -105,6 +105,7 @@ CONFIG_ENVVAR: Final = "AUTHWARD_SERVE_CONFIG"
 KEY_FILE_ENVVAR: Final = "AUTHWARD_SERVE_KEY_FILE"
 ISSUER_ENVVAR: Final = "AUTHWARD_SERVE_ISSUER"
 DEMO_ENVVAR: Final = "AUTHWARD_SERVE_DEMO"
+TOKEN_EVENTS_ENVVAR: Final = "AUTHWARD_SERVE_TOKEN_EVENTS"  # noqa: S105 - a variable name
 
 _KEY_ALGORITHMS: Final = ("ES256", "RS256")
 _FILE_MODE: Final = 0o600
@@ -345,6 +346,11 @@ def _prepare(database_url: str, settings: Settings) -> list[str]:
     help="uvicorn's per-request access log (query strings redacted). Default: on in demo "
     "mode, off with --config (authward's own events are logged either way).",
 )
+@click.option(
+    "--token-events/--no-token-events", "token_events", default=None,
+    help="Log a token.issued / token.refused event line per token request. Default: on in "
+    "demo mode, off with --config (other events are logged either way).",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -356,6 +362,7 @@ def serve(
     key_file: Path | None,
     issuer: str | None,
     access_log: bool | None,
+    token_events: bool | None,
 ) -> None:
     """Run the authorization server (demo mode without --config; see the module docs)."""
     var = Path.cwd() / VAR_DIR
@@ -369,6 +376,8 @@ def serve(
     demo: DemoFile | None = None
     if access_log is None:
         access_log = demo_mode
+    if token_events is None:
+        token_events = demo_mode
     try:
         if issuer is None:
             issuer = load_settings_issuer(config_file) or f"http://127.0.0.1:{port}"
@@ -407,6 +416,7 @@ def serve(
         if config_file is not None:
             os.environ[CONFIG_ENVVAR] = str(config_file)
         os.environ[DEMO_ENVVAR] = "1" if demo_mode else "0"
+        os.environ[TOKEN_EVENTS_ENVVAR] = "1" if token_events else "0"
         uvicorn.run(
             "authward.cli.serve:app_from_environment",
             factory=True,
@@ -428,7 +438,7 @@ def serve(
         ).app
     except (SettingsError, HostFileError, KeyFileError) as exc:
         raise click.ClickException(str(exc)) from exc
-    configure_logging()
+    configure_logging(token_events=token_events)
     server = _Server(
         uvicorn.Config(
             app,
@@ -444,9 +454,11 @@ def serve(
         ctx.exit(1)
 
 
-def configure_logging() -> None:
-    """Send authward's own log records (``authward.*``: events such as ``token.issued`` or
-    ``logout.delivered``, warnings, errors) at INFO and above to stderr, next to uvicorn's.
+def configure_logging(*, token_events: bool = False) -> None:
+    """Send authward's own log records (``authward.*``: events such as ``logout.delivered``,
+    warnings, errors) at INFO and above to stderr, next to uvicorn's; with ``token_events``
+    also the per-request ``token.issued``/``token.refused`` events (DEBUG on
+    ``authward.events``, see ``LoggingEventSink``).
 
     Nothing changes when the ``authward`` logger already has a handler (a host configured it).
     """
@@ -458,6 +470,8 @@ def configure_logging() -> None:
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False
+    if token_events:
+        logging.getLogger("authward.events").setLevel(logging.DEBUG)
 
 
 class RedactQueryStrings(logging.Filter):
@@ -515,8 +529,10 @@ def app_from_environment() -> App:
 
     Reads ``AUTHWARD_SERVE_CONFIG`` (host TOML file, optional), ``AUTHWARD_DATABASE_URL``,
     ``AUTHWARD_SERVE_KEY_FILE``, ``AUTHWARD_SERVE_ISSUER`` (optional when the file sets one)
-    and ``AUTHWARD_SERVE_DEMO`` (``1``: serve the demo callback page). ``authward serve`` sets
-    them; a process manager may set them itself after running ``authward migrate`` once.
+    ``AUTHWARD_SERVE_DEMO`` (``1``: serve the demo callback page) and
+    ``AUTHWARD_SERVE_TOKEN_EVENTS`` (``1``: log the per-request token events).
+    ``authward serve`` sets them; a process manager may set them itself after running
+    ``authward migrate`` once.
     """
     environ = os.environ
     config = environ.get(CONFIG_ENVVAR)
@@ -528,7 +544,7 @@ def app_from_environment() -> App:
             "environment", f"{DATABASE_URL_ENVVAR} and {KEY_FILE_ENVVAR} must be set"
         )
     settings = load_settings(config_file, issuer=environ.get(ISSUER_ENVVAR) or None)
-    configure_logging()
+    configure_logging(token_events=environ.get(TOKEN_EVENTS_ENVVAR) == "1")
     built = build_server(
         settings,
         database_url=database_url,

@@ -15,7 +15,7 @@ from typing import Final
 from authward.core.clients import Client
 from authward.core.policy import Event
 
-__all__ = ["AllowRequestedScopes", "AlwaysAskConsent", "LoggingEventSink"]
+__all__ = ["ROUTINE_EVENTS", "AllowRequestedScopes", "AlwaysAskConsent", "LoggingEventSink"]
 
 _ALWAYS_GRANTABLE: Final = frozenset({"openid", "offline_access"})
 #: Substrings of event data keys that are dropped rather than logged, in case a caller slips.
@@ -65,24 +65,42 @@ class AlwaysAskConsent:
         return client.client_id not in self._first_party
 
 
+#: Events of every token request, written at DEBUG by default (see ``LoggingEventSink``).
+ROUTINE_EVENTS: Final = frozenset({"token.issued", "token.refused"})
+
+
 class LoggingEventSink:
-    """``EventSink`` writing each event as one INFO record on ``logger`` (``authward.events``).
+    """``EventSink`` writing each event as one record on ``logger`` (``authward.events``).
 
     The message is one JSON object: ``{"event": name, "at": time, ...data}``. It is built only
-    when the logger will write the record (a disabled INFO level costs one level check).
+    when the logger will write the record (a disabled level costs one level check).
+    ``routine_events`` (default :data:`ROUTINE_EVENTS`: ``token.issued`` and ``token.refused``,
+    one per token request, the volume of an access log) are written at ``routine_level``
+    (default DEBUG); every other event (reuse detection, lockouts, logout, device decisions,
+    CIMD) at INFO. Set the ``authward.events`` logger to DEBUG, or pass
+    ``routine_level=logging.INFO``, for a line per issued token.
     Keys that name a secret (``refresh_token``, ``client_secret``, ``user_code``, anything
     ending in ``_token``/``_code``/``_secret``/``_assertion``/``_verifier``) are dropped, flags
     about them (``refresh_token_issued``) kept; logging failures are swallowed.
     """
 
-    def __init__(self, logger: logging.Logger | None = None) -> None:
+    def __init__(
+        self,
+        logger: logging.Logger | None = None,
+        *,
+        routine_level: int = logging.DEBUG,
+        routine_events: Iterable[str] = ROUTINE_EVENTS,
+    ) -> None:
         self._logger = logger or logging.getLogger("authward.events")
+        self._routine_level = routine_level
+        self._routine = frozenset(routine_events)
 
     async def emit(self, event: Event) -> None:
         """Log ``event`` (name, time, non-secret data)."""
         with contextlib.suppress(Exception):  # the sink must never fail the request
-            if self._logger.isEnabledFor(logging.INFO):
-                self._logger.info("%s", _EventLine(event))
+            level = self._routine_level if event.name in self._routine else logging.INFO
+            if self._logger.isEnabledFor(level):
+                self._logger.log(level, "%s", _EventLine(event))
 
 
 class _EventLine:
