@@ -8,6 +8,7 @@ server on 127.0.0.1 through the SSRF guard's loopback test switch.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -680,11 +681,16 @@ async def test_a_jwks_uri_client_without_a_fetcher_is_refused(
 WINDOW_START = 60 * 30_000_000.0  # a window boundary, so the clock arithmetic reads plainly
 
 
-def limits(per_client: int | None = 3, per_address: int | None = 3) -> ClientAuthLimits:
+def limits(
+    per_client: int | None = 3, per_address: int | None = 3, delay: float = 0.0
+) -> ClientAuthLimits:
     def limiter(failures: int | None) -> FailureLimiter | None:
         return None if failures is None else FailureLimiter(FailureBudget(failures, 60))
 
-    return ClientAuthLimits(per_client=limiter(per_client), per_address=limiter(per_address))
+    return ClientAuthLimits(
+        per_client=limiter(per_client), per_address=limiter(per_address),
+        locked_delay_seconds=delay,
+    )
 
 
 def limited(registry: Any, policy: AssertionPolicy, clock: FrozenClock,
@@ -834,3 +840,19 @@ def test_a_client_may_register_only_a_known_id_token_signing_alg() -> None:
     assert client.id_token_signed_response_alg == "ES256"
     with pytest.raises(ValueError, match="id_token_signed_response_alg"):
         Client("web", "public", "none", id_token_signed_response_alg="none")  # type: ignore[arg-type]
+
+
+async def test_a_refusal_by_a_spent_budget_is_answered_after_the_delay(
+    registry: HashedRegistry, policy: AssertionPolicy
+) -> None:
+    """A flooding source gets one answer per connection and delay: its refusals wait."""
+    auth = limited(registry, policy, FrozenClock(WINDOW_START),
+                   limits(per_client=None, per_address=1, delay=0.3))
+    wrong = token_request(headers=[basic("basic-client", "nope")], address="192.0.2.7")
+    with pytest.raises(InvalidClientError):
+        await auth.authenticate(wrong)  # the failure that spends the budget: no delay
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(InvalidClientError):
+        await auth.authenticate(wrong)
+    assert loop.time() - started >= 0.3

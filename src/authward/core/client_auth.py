@@ -50,6 +50,7 @@ leaves fast digests (256-bit secrets that cannot be guessed, checked in microsec
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -86,6 +87,7 @@ from authward.stores.replay import (
 __all__ = [
     "DEFAULT_ADDRESS_FAILURE_BUDGET",
     "DEFAULT_CLIENT_FAILURE_BUDGET",
+    "DEFAULT_LOCKED_DELAY_SECONDS",
     "JWT_BEARER_ASSERTION_TYPE",
     "AssertionPolicy",
     "AuthenticatedClient",
@@ -102,6 +104,8 @@ _SECRET_METHODS: Final = frozenset({"client_secret_basic", "client_secret_post"}
 
 #: Failed secret authentications allowed per client_id and minute (module docstring).
 DEFAULT_CLIENT_FAILURE_BUDGET: Final = FailureBudget(max_failures=20, window_seconds=60)
+#: How long an attempt refused by a spent failure budget waits before it is answered.
+DEFAULT_LOCKED_DELAY_SECONDS: Final = 1.0
 #: Failed secret authentications allowed per source address and minute.
 DEFAULT_ADDRESS_FAILURE_BUDGET: Final = FailureBudget(max_failures=20, window_seconds=60)
 
@@ -117,7 +121,11 @@ class ClientAuthLimits:
     ``per_client`` counts failures per presented ``client_id``, ``per_address`` per
     ``Request.client_address`` (requests without one are counted per client_id only); ``None``
     switches that limit off. Build one per process and hand the same one to every
-    authenticator: the counts live in these limiters. Defaults: 20 failures per minute per
+    authenticator: the counts live in these limiters. An attempt refused because a budget is
+    spent is answered after ``locked_delay_seconds`` (default one second, at most the time the
+    budget has left): a source that floods wrong secrets then gets one answer per second per
+    connection, and its refusals stop costing the event loop what the other clients need.
+    Defaults: 20 failures per minute per
     address, and no per-client_id limit here: a per-client_id lock lets anyone who knows a
     client_id lock it out, so the default registry limits per client only its argon2 work
     (``FileClientRegistry``), where a recently verified secret still passes.
@@ -125,6 +133,11 @@ class ClientAuthLimits:
 
     per_client: FailureLimiter | None = None
     per_address: FailureLimiter | None = field(default_factory=_address_limiter)
+    locked_delay_seconds: float = DEFAULT_LOCKED_DELAY_SECONDS
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.locked_delay_seconds <= 60:
+            raise ValueError("locked_delay_seconds must be between 0 and 60")
 
     def retry_after(self, client_id: str, address: str | None, now: float) -> int | None:
         """Seconds until the attempt may be tried again when a budget is spent, else None."""
@@ -246,6 +259,9 @@ class ClientAuthenticator:
         if presented.method in _SECRET_METHODS and self._limits is not None:
             wait = self._limits.retry_after(presented.client_id, address, self._clock.now())
             if wait is not None:
+                delay = min(float(wait), self._limits.locked_delay_seconds)
+                if delay > 0:
+                    await asyncio.sleep(delay)
                 raise self._fail(
                     "client authentication failed", f"failure limit, {wait}s left", basic=basic
                 )
