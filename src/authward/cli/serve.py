@@ -9,7 +9,8 @@ with the SQLite database ``var/authward.db``, the key file ``var/authward-keys.j
 RS256) and ``var/authward-demo.toml`` (mode 0600): a confidential client ``demo-confidential``
 (``client_secret_basic``), a public client ``demo-public`` (PKCE, loopback redirect URIs), the
 user ``demo``, a refresh successor key and a login-cookie secret. The client secret and the
-password are random, printed ONCE when the file is created, and stored only as argon2 hashes:
+password are random, printed ONCE when the file is created, and stored only as digests (the
+secret as a fast ``$sha256$`` digest, the password as argon2):
 later starts reuse the files and cannot print them again (delete the demo file for new ones).
 Demo mode also serves ``/demo/callback``, a page showing the authorization response, so a
 person can finish a code flow in a browser and exchange the code with ``curl``. The demo turns
