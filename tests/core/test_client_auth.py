@@ -15,11 +15,10 @@ import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote_plus
 
 import pytest
-from argon2 import PasswordHasher
 
 from authward.core.client_auth import (
     JWT_BEARER_ASSERTION_TYPE,
@@ -38,6 +37,7 @@ from authward.core.ssrf import Family, GuardedFetcher
 from authward.stores.clock import FrozenClock
 from authward.stores.replay import RecordOutcome
 from authward.stores.sql.replay import SqlReplayStore
+from tests.core.defaults.hashers import CountingHasher
 from tests.core.local_http import Reply, local_server
 from tests.dbkit import T0, Db
 
@@ -777,16 +777,6 @@ async def test_methods_without_a_secret_are_not_limited(
     result = await auth.authenticate(token_request({"client_id": "public-client"},
                                                    address="203.0.113.1"))
     assert result.method == "none"
-
-
-class CountingHasher(PasswordHasher):
-    def __init__(self) -> None:
-        super().__init__(time_cost=1, memory_cost=8, parallelism=1)
-        self.verifies = 0
-
-    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
-        self.verifies += 1
-        return super().verify(hash, password)
 
 
 async def test_a_flood_of_wrong_secrets_buys_at_most_k_argon2_verifications(

@@ -7,7 +7,7 @@ Spec: RFC 6749 §2.3.1; RFC 6819 §5.1.4.1.3, §5.1.4.2.2 (high-entropy generate
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
@@ -24,22 +24,10 @@ from authward.core.defaults import (
 )
 from authward.core.failure_limits import FailureBudget
 from authward.stores.clock import FrozenClock
+from tests.core.defaults.hashers import CHEAP, CountingHasher
 
-CHEAP = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 FAST = generate_client_secret()
 OTHER = generate_client_secret()
-
-
-class CountingHasher(PasswordHasher):
-    """Cheap argon2 that counts its verifications."""
-
-    def __init__(self) -> None:
-        super().__init__(time_cost=1, memory_cost=8, parallelism=1)
-        self.verifies = 0
-
-    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
-        self.verifies += 1
-        return super().verify(hash, password)
 
 
 def entry(client_id: str = "web", **overrides: Any) -> dict[str, Any]:

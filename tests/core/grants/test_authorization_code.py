@@ -9,10 +9,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-from authward.core.clients import Client
 from authward.core.grants.refresh_token import rotation_for
 from authward.core.id_token import token_hash
-from authward.core.jose import read_unverified_header
+from authward.core.jose import SigningAlgorithm, read_unverified_header
 from authward.core.refresh_rotation import Issued
 from authward.stores.codes import Consumed
 from authward.stores.digest import digest
@@ -314,14 +313,7 @@ async def test_access_tokens_are_es256_and_id_tokens_rs256_by_default(db: Db) ->
 
 async def test_id_token_uses_the_clients_registered_signing_alg(db: Db) -> None:
     """OIDC Registration §2 ``id_token_signed_response_alg``; at_hash follows its hash."""
-    kit = build(db)
-    kit.clients.add(
-        replace(
-            await registered(kit),
-            id_token_signed_response_alg="ES256",
-        ),
-        CONFIDENTIAL_SECRET,
-    )
+    kit = await with_id_token_alg(build(db), "ES256")
     got = await redeem(kit, await new_code(kit))
     assert read_unverified_header(got["id_token"])["alg"] == "ES256"
     claims = verify_signed(kit, got["id_token"])
@@ -329,20 +321,15 @@ async def test_id_token_uses_the_clients_registered_signing_alg(db: Db) -> None:
 
 
 async def test_id_token_alg_the_server_has_no_key_for_is_invalid_client(db: Db) -> None:
-    kit = build(db)
-    kit.clients.add(
-        replace(
-            await registered(kit),
-            id_token_signed_response_alg="PS256",
-        ),
-        CONFIDENTIAL_SECRET,
-    )
+    kit = await with_id_token_alg(build(db), "PS256")
     status, error = error_of(await call(kit, code_form(await new_code(kit))))
     assert error == "invalid_client"
     assert status in (400, 401)
 
 
-async def registered(kit: Kit) -> Client:
+async def with_id_token_alg(kit: Kit, alg: SigningAlgorithm) -> Kit:
+    """``kit`` with the confidential client registering ``id_token_signed_response_alg``."""
     client = await kit.clients.get_client(CONFIDENTIAL_CLIENT_ID)
     assert client is not None
-    return client
+    kit.clients.add(replace(client, id_token_signed_response_alg=alg), CONFIDENTIAL_SECRET)
+    return kit
