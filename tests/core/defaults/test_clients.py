@@ -238,3 +238,11 @@ async def test_no_secret_or_digest_reaches_the_logs(caplog: pytest.LogCaptureFix
     for value in (FAST.secret, OTHER.secret, FAST.digest, FAST.digest[8:], argon2,
                   "chosen by a person"):
         assert value not in caplog.text
+
+
+async def test_a_client_may_register_its_id_token_signing_alg_in_the_file() -> None:
+    """OIDC Registration §2 ``id_token_signed_response_alg``; an unknown one names its key."""
+    web = await client_of(registry(entry(id_token_signed_response_alg="ES256")))
+    assert web.id_token_signed_response_alg == "ES256"
+    with pytest.raises(HostFileError, match="clients"):
+        registry(entry(id_token_signed_response_alg="HS256"))

@@ -18,7 +18,7 @@ File format (one ``[[clients]]`` table per client; unknown keys are errors)::
     # optional: client_name, jwks = { keys = [...] }, jwks_uri, native,
     # require_pushed_authorization_requests, dpop_bound_access_tokens,
     # post_logout_redirect_uris, backchannel_logout_uri, backchannel_logout_session_required,
-    # response_types
+    # response_types, id_token_signed_response_alg
 
 ``client_secret_hash`` takes either form of :mod:`authward.core.defaults.hashing`, or an array
 mixing them while a secret is rotated:
@@ -80,7 +80,7 @@ _KEYS: Final = frozenset(
         "redirect_uris", "grant_types", "response_types", "scope", "jwks", "jwks_uri",
         "native", "require_pushed_authorization_requests", "dpop_bound_access_tokens",
         "post_logout_redirect_uris", "backchannel_logout_uri",
-        "backchannel_logout_session_required", "client_name",
+        "backchannel_logout_session_required", "client_name", "id_token_signed_response_alg",
     }
 )
 _SECRET_METHODS: Final = frozenset({"client_secret_basic", "client_secret_post"})
@@ -267,7 +267,8 @@ def _read_client(key: str, entry: Mapping[str, object]) -> tuple[Client, tuple[s
         flag = read_bool(key, entry, name)
         if flag is not None:
             optional[name] = flag
-    for name in ("jwks_uri", "backchannel_logout_uri", "client_name"):
+    for name in ("jwks_uri", "backchannel_logout_uri", "client_name",
+                 "id_token_signed_response_alg"):
         text = read_string(key, entry, name)
         if text is not None:
             optional[name] = text
