@@ -141,13 +141,14 @@ class ClientAuthLimits:
 
     def retry_after(self, client_id: str, address: str | None, now: float) -> int | None:
         """Seconds until the attempt may be tried again when a budget is spent, else None."""
-        waits = [
-            limiter.retry_after(key, now)
-            for limiter, key in ((self.per_client, client_id), (self.per_address, address))
-            if limiter is not None and key is not None
-        ]
-        spent = [wait for wait in waits if wait is not None]
-        return max(spent) if spent else None
+        longest: int | None = None
+        for limiter, key in ((self.per_client, client_id), (self.per_address, address)):
+            if limiter is None or key is None:
+                continue
+            wait = limiter.retry_after(key, now)
+            if wait is not None and (longest is None or wait > longest):
+                longest = wait
+        return longest
 
     def fail(self, client_id: str, address: str | None, now: float) -> None:
         """Count one failed secret authentication of ``client_id`` from ``address``."""
