@@ -98,18 +98,19 @@ class EndpointRoute:
 
 
 def endpoint_routes(server: AuthorizationServer) -> list[EndpointRoute]:
-    """Every core endpoint the app serves, in routing order.
+    """Every core endpoint the app serves, in routing order (the token endpoint, the busiest,
+    first: routing tries each path in turn).
 
     This is the one list to extend when an endpoint module lands. Optional endpoints follow
     their ``server.settings.features`` switch (the same switches decide what discovery lists).
     """
     paths, features = server.paths, server.settings.features
     routes = [
+        EndpointRoute(paths.token, ("POST",), token.handle),
         EndpointRoute(paths.openid_configuration, ("GET",), discovery.handle),
         EndpointRoute(paths.authorization_server_metadata, ("GET",), discovery.handle),
         EndpointRoute(paths.jwks, ("GET",), jwks.handle),
         EndpointRoute(paths.authorization, ("GET", "POST"), authorize.handle, browser=True),
-        EndpointRoute(paths.token, ("POST",), token.handle),
     ]
     if features.pushed_authorization_requests:
         routes.append(EndpointRoute(paths.pushed_authorization_request, ("POST",), par.handle))
@@ -173,11 +174,13 @@ def create_app(
     pages = Pages(server, login=login_page, max_body_bytes=max_body_bytes)
     routes: list[BaseRoute] = []
     for item in listed:
+        methods = list(item.methods)
         if item.browser:
-            run = browser_endpoint(server, item.handler, pages, max_body_bytes=max_body_bytes)
+            page = browser_endpoint(server, item.handler, pages, max_body_bytes=max_body_bytes)
+            routes.append(Route(item.path, page, methods=methods))
         else:
-            run = endpoint(server, item.handler, max_body_bytes=max_body_bytes)  # type: ignore[arg-type]
-        routes.append(Route(item.path, run, methods=list(item.methods)))
+            api = endpoint(server, item.handler, max_body_bytes=max_body_bytes)  # type: ignore[arg-type]
+            routes.append(Route(item.path, api, methods=methods))
     routes.extend(pages.routes())
     if server.settings.features.device_authorization_grant:
         routes.extend(device_pages.routes(server, pages, max_body_bytes=max_body_bytes))

@@ -47,6 +47,7 @@ from authward.core.server import AuthorizationServer
 
 __all__ = [
     "MAX_BODY_BYTES",
+    "CoreEndpoint",
     "Endpoint",
     "Handler",
     "ServerErrorGuard",
@@ -55,6 +56,7 @@ __all__ = [
     "external_url",
     "http_exception_response",
     "read_request",
+    "send_response",
     "to_starlette",
 ]
 
@@ -68,6 +70,8 @@ _FORM: Final = "application/x-www-form-urlencoded"
 _MAX_FIELDS: Final = 1000
 _URL_SAFE: Final = "!#$%&'()*+,/:;=?@[]~-._"
 _PATH_SAFE: Final = "/!$&'()*+,;=:@-._~"
+#: Header fields the translation writes itself (from the body, ``json`` and ``location``).
+_SET_BY_TRANSLATION: Final = frozenset({"content-type", "content-length", "location"})
 _LOG = logging.getLogger("authward.asgi")
 
 
@@ -108,9 +112,16 @@ def _bad_request(description: str, *, status: int = 400) -> InvalidRequestError:
     return error
 
 
+class _ClientDisconnectedError(Exception):
+    """The client went away before its request body arrived: there is no one to answer."""
+
+
+def _declared_too_large(declared: str | None, limit: int) -> bool:
+    return declared is not None and declared.strip().isdigit() and int(declared) > limit
+
+
 async def _read_body(request: StarletteRequest, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+    if _declared_too_large(request.headers.get("content-length"), limit):
         raise _bad_request(f"the request body exceeds {limit} bytes", status=413)
     chunks: list[bytes] = []
     size = 0
@@ -120,6 +131,25 @@ async def _read_body(request: StarletteRequest, limit: int) -> bytes:
             raise _bad_request(f"the request body exceeds {limit} bytes", status=413)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _receive_body(receive: Receive, headers: Headers, limit: int) -> bytes:
+    """The whole body from ASGI ``receive`` (at most ``limit`` bytes, else 413)."""
+    if _declared_too_large(headers.get("content-length"), limit):
+        raise _bad_request(f"the request body exceeds {limit} bytes", status=413)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise _ClientDisconnectedError
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _bad_request(f"the request body exceeds {limit} bytes", status=413)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _parse(text: str, *, strict: bool) -> MultiDict:
@@ -135,18 +165,26 @@ def _parse(text: str, *, strict: bool) -> MultiDict:
     )
 
 
-async def read_request(
-    request: StarletteRequest, *, max_body_bytes: int = MAX_BODY_BYTES
-) -> Request:
-    """The core ``Request`` for ``request``; ``InvalidRequestError`` for a bad query or body."""
-    scope = request.scope
+def _headers(scope: Scope) -> Headers:
+    return Headers(
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, value in scope.get("headers", ())
+    )
+
+
+def _query(scope: Scope) -> MultiDict:
+    raw_query = scope.get("query_string", b"")
+    if not raw_query:
+        return MultiDict()
     try:
-        query = _parse(scope.get("query_string", b"").decode("ascii"), strict=False)
+        return _parse(raw_query.decode("ascii"), strict=False)
     except (UnicodeDecodeError, ValueError):
         raise _bad_request("the query string is not valid UTF-8 form encoding") from None
-    body = await _read_body(request, max_body_bytes)
+
+
+def _core_request(scope: Scope, headers: Headers, query: MultiDict, body: bytes) -> Request:
     form = MultiDict()
-    media_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    media_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
     if media_type == _FORM and body:
         try:
             form = _parse(body.decode("utf-8"), strict=True)
@@ -154,10 +192,6 @@ async def read_request(
             raise _bad_request(
                 "the body is not valid UTF-8 application/x-www-form-urlencoded"
             ) from None
-    headers = Headers(
-        (name.decode("latin-1"), value.decode("latin-1"))
-        for name, value in scope.get("headers", ())
-    )
     return Request(
         method=str(scope.get("method", "GET")).upper(),
         url=external_url(scope),
@@ -166,6 +200,16 @@ async def read_request(
         form=form,
         client_address=client_address(scope),
     )
+
+
+async def read_request(
+    request: StarletteRequest, *, max_body_bytes: int = MAX_BODY_BYTES
+) -> Request:
+    """The core ``Request`` for ``request``; ``InvalidRequestError`` for a bad query or body."""
+    scope = request.scope
+    query = _query(scope)  # a bad query is refused before the body is read
+    body = await _read_body(request, max_body_bytes)
+    return _core_request(scope, _headers(scope), query, body)
 
 
 def client_address(scope: Scope) -> str | None:
@@ -177,8 +221,8 @@ def client_address(scope: Scope) -> str | None:
     return host if isinstance(host, str) and host else None
 
 
-def to_starlette(response: Response) -> StarletteResponse:
-    """The Starlette response for a core ``response`` (see the module docstring)."""
+def _response_parts(response: Response) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """The body and the raw header fields (``content-length`` first) of ``response``."""
     content_type = response.headers.get("content-type")
     body = b""
     if response.json is not None:
@@ -186,39 +230,74 @@ def to_starlette(response: Response) -> StarletteResponse:
             response.json, ensure_ascii=False, separators=(",", ":"), allow_nan=False
         ).encode("utf-8")
         content_type = content_type or "application/json"
-    out = StarletteResponse(content=body, status_code=response.status)
-    raw = [(k, v) for k, v in out.raw_headers if k == b"content-length"]
+    raw = [(b"content-length", str(len(body)).encode("ascii"))]
     for name, value in response.headers:
-        if name.lower() in ("content-type", "content-length", "location"):
+        lowered = name.lower()
+        if lowered in _SET_BY_TRANSLATION:
             continue
-        raw.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+        raw.append((lowered.encode("latin-1"), value.encode("latin-1")))
     if content_type:
         raw.append((b"content-type", content_type.encode("latin-1")))
     if response.location is not None:
         raw.append((b"location", quote(response.location, safe=_URL_SAFE).encode("ascii")))
+    return body, raw
+
+
+def to_starlette(response: Response) -> StarletteResponse:
+    """The Starlette response for a core ``response`` (see the module docstring)."""
+    body, raw = _response_parts(response)
+    out = StarletteResponse(content=body, status_code=response.status)
     out.raw_headers = raw
     return out
 
 
+async def send_response(response: Response, send: Send) -> None:
+    """Send core ``response`` on ASGI ``send``, byte for byte what :func:`to_starlette` sends."""
+    body, raw = _response_parts(response)
+    await send({"type": "http.response.start", "status": response.status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+class CoreEndpoint:
+    """An ASGI app running one core ``handler`` on ``server`` (see :func:`endpoint`).
+
+    It reads the request straight from the ASGI scope and ``receive`` and writes the response
+    straight to ``send``: no framework request or response object in between, since these are
+    the endpoints every token request goes through.
+    """
+
+    __slots__ = ("_handler", "_max_body_bytes", "_server")
+
+    def __init__(self, server: AuthorizationServer, handler: Handler, max_body_bytes: int) -> None:
+        self._server = server
+        self._handler = handler
+        self._max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            headers = _headers(scope)
+            query = _query(scope)  # a bad query is refused before the body is read
+            body = await _receive_body(receive, headers, self._max_body_bytes)
+            request = _core_request(scope, headers, query, body)
+            response = await self._handler(self._server, request)
+        except _ClientDisconnectedError:
+            return
+        except OAuthError as error:
+            response = error_response(error)
+        await send_response(response, send)
+
+
 def endpoint(
     server: AuthorizationServer, handler: Handler, *, max_body_bytes: int = MAX_BODY_BYTES
-) -> Endpoint:
-    """A Starlette endpoint running core ``handler`` on ``server``.
+) -> CoreEndpoint:
+    """An ASGI endpoint (for a Starlette ``Route``) running core ``handler`` on ``server``.
 
     A request the transport cannot read is answered with its ``invalid_request``; an
     ``OAuthError`` a handler lets escape is rendered as its JSON error. Any other exception
-    propagates to :class:`ServerErrorGuard`.
+    propagates to :class:`ServerErrorGuard`. A client that disconnects before its body
+    arrived gets no answer.
     """
-
-    async def run(request: StarletteRequest) -> StarletteResponse:
-        try:
-            core_request = await read_request(request, max_body_bytes=max_body_bytes)
-            core_response = await handler(server, core_request)
-        except OAuthError as error:
-            core_response = error_response(error)
-        return to_starlette(core_response)
-
-    return run
+    return CoreEndpoint(server, handler, max_body_bytes)
 
 
 _HTTP_DESCRIPTIONS: Final = {404: "no such endpoint", 405: "method not allowed"}

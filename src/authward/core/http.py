@@ -33,24 +33,36 @@ def _pairs(items: Iterable[Pair]) -> tuple[Pair, ...]:
     return pairs
 
 
+def _by_name(pairs: tuple[Pair, ...], *, fold_case: bool) -> dict[str, tuple[str, ...]]:
+    """Each distinct name (lower-cased with ``fold_case``) to its values, in first-occurrence
+    order: lookups cost one dict access instead of a scan."""
+    index: dict[str, tuple[str, ...]] = {}
+    for key, value in pairs:
+        name = key.lower() if fold_case else key
+        index[name] = (*index[name], value) if name in index else (value,)
+    return index
+
+
 @dataclass(frozen=True, slots=True)
 class Headers:
     """Immutable HTTP header fields: names compare case-insensitively, repeats are kept in order."""
 
     items: tuple[Pair, ...] = ()
+    _index: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
 
     def __init__(self, items: Iterable[Pair] = ()) -> None:
-        object.__setattr__(self, "items", _pairs(items))
+        pairs = _pairs(items)
+        object.__setattr__(self, "items", pairs)
+        object.__setattr__(self, "_index", _by_name(pairs, fold_case=True))
 
     def get(self, name: str) -> str | None:
         """The first value of ``name``, or ``None``."""
-        values = self.get_all(name)
+        values = self._index.get(name.lower())
         return values[0] if values else None
 
     def get_all(self, name: str) -> tuple[str, ...]:
         """Every value of ``name``, in arrival order."""
-        wanted = name.lower()
-        return tuple(value for key, value in self.items if key.lower() == wanted)
+        return self._index.get(name.lower(), ())
 
     def get_one(self, name: str) -> str | None:
         """The single value of ``name``, ``None`` if absent; a repeat raises InvalidRequestError."""
@@ -82,10 +94,12 @@ class MultiDict:
     """
 
     items: tuple[Pair, ...] = ()
+    _index: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
 
     def __init__(self, items: Iterable[Pair] | Mapping[str, str] = ()) -> None:
-        pairs = items.items() if isinstance(items, Mapping) else items
-        object.__setattr__(self, "items", _pairs(pairs))
+        pairs = _pairs(items.items() if isinstance(items, Mapping) else items)
+        object.__setattr__(self, "items", pairs)
+        object.__setattr__(self, "_index", _by_name(pairs, fold_case=False))
 
     @classmethod
     def parse(cls, encoded: str) -> MultiDict:
@@ -98,14 +112,12 @@ class MultiDict:
 
     def get(self, name: str) -> str | None:
         """The first value of ``name`` (possibly ``""``), or ``None``."""
-        for key, value in self.items:
-            if key == name:
-                return value
-        return None
+        values = self._index.get(name)
+        return values[0] if values else None
 
     def get_all(self, name: str) -> tuple[str, ...]:
         """Every value of ``name``, in order."""
-        return tuple(value for key, value in self.items if key == name)
+        return self._index.get(name, ())
 
     def get_one(self, name: str) -> str | None:
         """The parameter's value, ``None`` when absent or empty (RFC 6749 §3.1).
@@ -121,17 +133,14 @@ class MultiDict:
 
     def repeated(self) -> tuple[str, ...]:
         """Names that occur more than once, in first-occurrence order."""
-        seen: dict[str, int] = {}
-        for key, _ in self.items:
-            seen[key] = seen.get(key, 0) + 1
-        return tuple(name for name, count in seen.items() if count > 1)
+        return tuple(name for name, values in self._index.items() if len(values) > 1)
 
     def keys(self) -> tuple[str, ...]:
         """Distinct names, in first-occurrence order."""
-        return tuple(dict.fromkeys(key for key, _ in self.items))
+        return tuple(self._index)
 
     def __contains__(self, name: object) -> bool:
-        return any(key == name for key, _ in self.items)
+        return isinstance(name, str) and name in self._index
 
     def __iter__(self) -> Iterator[Pair]:
         return iter(self.items)

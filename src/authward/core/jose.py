@@ -14,6 +14,7 @@ Caller bugs (an empty or symmetric algorithm list, signing with a public key) ra
 from __future__ import annotations
 
 import functools
+import json
 import math
 import warnings
 from collections.abc import Collection, Iterator, Mapping, Sequence
@@ -23,6 +24,7 @@ from types import MappingProxyType
 from typing import Final, Literal, TypedDict, cast, get_args
 
 from joserfc import jwk, jws, jwt
+from joserfc import util as joserfc_util
 from joserfc.errors import (
     BadSignatureError,
     ClaimError,
@@ -310,11 +312,28 @@ def sign_jwt(
         if protected.get(name, value) != value:
             raise ValueError(f"header {name} conflicts with the signing key")
         protected[name] = value
-    registry = _registry([key.alg])
+    payload = json.dumps(dict(claims), ensure_ascii=False, separators=(",", ":"))
+    signing_input = _header_segment(protected) + b"." + joserfc_util.urlsafe_b64encode(
+        payload.encode("utf-8")
+    )
     with _quiet(key.alg):
-        return jwt.encode(
-            protected, dict(claims), key._key, [key.alg], registry=registry, default_type=None
-        )
+        signature = _registry([key.alg]).get_alg(key.alg).sign(signing_input, key._key)
+    return (signing_input + b"." + joserfc_util.urlsafe_b64encode(signature)).decode("ascii")
+
+
+def _header_segment(protected: Mapping[str, object]) -> bytes:
+    """The base64url JSON of a protected header, encoded once per distinct header (a server
+    signs with a handful: one per key and ``typ``)."""
+    items = tuple(protected.items())
+    try:
+        return _cached_header_segment(items)
+    except TypeError:  # a value that cannot be a cache key (an embedded JWK)
+        return joserfc_util.json_b64encode(dict(items))
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_header_segment(items: tuple[tuple[str, object], ...]) -> bytes:
+    return joserfc_util.json_b64encode(dict(items))
 
 
 def read_unverified_header(token: str) -> Mapping[str, object]:
