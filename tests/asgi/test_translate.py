@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import MutableMapping
 from typing import Any, cast
 
 import pytest
@@ -68,8 +69,8 @@ def run_endpoint(
     async def receive() -> dict[str, Any]:
         return pending.pop(0)
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
 
     app = endpoint(cast(Any, None), echo_form, max_body_bytes=16)
     form_scope = scope(
