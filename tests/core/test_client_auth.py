@@ -238,7 +238,11 @@ async def test_wrong_basic_secret_is_401_with_a_basic_challenge(
 ) -> None:
     error = await refused(auth, token_request(headers=[basic("basic-client", "guess-Xq9")]))
     assert error.status == 401
-    assert ("WWW-Authenticate", 'Basic realm="authward"') in error.headers()
+    assert (
+        "WWW-Authenticate",
+        'Basic realm="authward", error="invalid_client", '
+        'error_description="client authentication failed"',
+    ) in error.headers()
     assert "s3cret" not in str(error)
     assert "guess-Xq9" not in str(error)
 

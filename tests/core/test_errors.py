@@ -134,7 +134,10 @@ def test_invalid_client_with_basic_auth_is_401_with_basic_challenge() -> None:
     """RFC 6749 §5.2: a client that used the Authorization header gets 401 + its scheme."""
     error = InvalidClientError("unknown client", basic_realm="authward")
     assert error.status == 401
-    assert ("WWW-Authenticate", 'Basic realm="authward"') in error.headers()
+    assert (
+        "WWW-Authenticate",
+        'Basic realm="authward", error="invalid_client", error_description="unknown client"',
+    ) in error.headers()
     assert ("Cache-Control", "no-store") in error.headers()
 
 

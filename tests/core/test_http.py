@@ -120,7 +120,7 @@ def test_error_response_renders_status_headers_and_body() -> None:
 def test_error_response_for_basic_client_failure_is_401_with_challenge() -> None:
     response = error_response(InvalidClientError(basic_realm="as"))
     assert response.status == 401
-    assert response.headers.get("www-authenticate") == 'Basic realm="as"'
+    assert response.headers.get("www-authenticate") == 'Basic realm="as", error="invalid_client"'
 
 
 def test_error_response_for_resource_nonce_error_carries_challenge_and_nonce() -> None:

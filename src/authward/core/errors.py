@@ -241,8 +241,11 @@ class InvalidClientError(OAuthError):
     """Client authentication failed (RFC 6749 §5.2).
 
     400 by default. When the client authenticated with the HTTP ``Authorization`` header, pass
-    ``basic_realm``: the error becomes 401 with ``WWW-Authenticate: Basic realm="..."`` (RFC 6749
-    §5.2, RFC 7617 §2; a 401 without a challenge would break RFC 9110 §15.5.2).
+    ``basic_realm``: the error becomes 401 with ``WWW-Authenticate: Basic realm="...",
+    error="invalid_client", error_description="..."`` (RFC 6749 §5.2, RFC 7617 §2; a 401
+    without a challenge would break RFC 9110 §15.5.2). The error travels in the challenge as
+    well as the body, as RFC 6750 §3 does for Bearer: certified clients read a 401's error from
+    its challenge.
     """
 
     error = "invalid_client"
@@ -266,7 +269,13 @@ class InvalidClientError(OAuthError):
         headers = super().headers()
         if self.basic_realm is None:
             return headers
-        return (*headers, ("WWW-Authenticate", f'Basic realm="{self.basic_realm}"'))
+        params = [("realm", self.basic_realm), ("error", self.error)]
+        if self.description:
+            params.append(("error_description", self.description))
+        if self.error_uri is not None:
+            params.append(("error_uri", self.error_uri))
+        challenge = "Basic " + ", ".join(f'{name}="{value}"' for name, value in params)
+        return (*headers, ("WWW-Authenticate", challenge))
 
 
 class InvalidGrantError(OAuthError):

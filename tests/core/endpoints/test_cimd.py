@@ -224,7 +224,9 @@ async def test_unusable_document_is_invalid_client_401_at_par_and_token(db: Db) 
         assert res.json is not None
         assert res.json["error"] == "invalid_client"
         assert str(res.json["error_description"]).endswith("client_id_mismatch")
-        assert res.headers.get("www-authenticate") == 'Basic realm="authward"'
+        challenge = res.headers.get("www-authenticate") or ""
+        assert challenge.startswith('Basic realm="authward", error="invalid_client"')
+        assert challenge.endswith('client_id_mismatch"')
     assert await db.rows(db.tables.pushed_authorization_requests) == []
     assert await db.rows(db.tables.client_id_metadata) == []
 
