@@ -125,6 +125,22 @@ async def test_wrong_method_is_405_with_allow_and_json(db: Db) -> None:
     assert missing.json()["error"] == "invalid_request"
 
 
+async def test_a_trailing_slash_is_not_redirected(db: Db) -> None:
+    """``POST /token/`` is a 404, never a 307 to a Location built from Host or
+    X-Forwarded-Proto (a client following it would re-post its credentials there)."""
+    k = kit.build(db)
+    async with client_for(create_app(k.server)) as client:
+        response = await client.post(
+            "/token/?x=1",
+            data={"grant_type": "client_credentials"},
+            headers={"host": "evil.example", "x-forwarded-proto": "http"},
+            auth=("basic-client", "s3cret"),
+        )
+    assert response.status_code == 404
+    assert "location" not in response.headers
+    assert response.json()["error"] == "invalid_request"
+
+
 async def test_form_body_and_query_reach_core_with_duplicates(db: Db) -> None:
     """RFC 6749 §3.1: repeats are kept so the endpoint can refuse them; blanks kept."""
     k = kit.build(db)

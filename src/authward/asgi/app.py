@@ -199,12 +199,16 @@ def create_app(
         finally:
             await close_resources(resources)
 
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=[Middleware(ServerErrorGuard)],
         exception_handlers={HTTPException: http_exception_response},
         lifespan=lifespan,
     )
+    # No redirect from `/token/` to `/token`: Starlette builds that Location from the request's
+    # Host and X-Forwarded-Proto, and a client following it re-posts its credentials there.
+    app.router.redirect_slashes = False
+    return app
 
 
 async def close_resources(resources: Sequence[Resource]) -> None:
