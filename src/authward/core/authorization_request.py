@@ -26,7 +26,6 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
-from urllib.parse import urlsplit
 
 from authward.core import pkce, redirects
 from authward.core.clients import Client
@@ -34,7 +33,6 @@ from authward.core.errors import (
     InvalidClientError,
     InvalidRequestError,
     InvalidScopeError,
-    InvalidTargetError,
     OAuthError,
     RegistrationNotSupportedError,
     RequestNotSupportedError,
@@ -44,6 +42,7 @@ from authward.core.errors import (
 )
 from authward.core.http import MultiDict
 from authward.core.policy import ClientRegistry
+from authward.core.resource_indicators import MAX_RESOURCE_CHARS, parse_resources
 from authward.core.scopes import parse as parse_scopes
 
 __all__ = [
@@ -74,8 +73,6 @@ MAX_STATE_CHARS: Final = 2_048
 MAX_NONCE_CHARS: Final = 255
 MAX_SCOPE_CHARS: Final = 2_048
 MAX_SCOPE_TOKEN_CHARS: Final = 255
-MAX_RESOURCE_CHARS: Final = 255
-MAX_RESOURCES: Final = 16
 #: Any other parameter value (parameters this server ignores included).
 MAX_VALUE_CHARS: Final = 4_096
 #: ``max_age`` above this is refused (ten years of seconds; also keeps int() cheap).
@@ -210,7 +207,7 @@ def validate(params: MultiDict, target: Target) -> AuthorizationRequest:
         code_challenge_method=method,
         prompt=_prompt(params.get_one("prompt")),
         max_age=_max_age(params.get_one("max_age")),
-        resource=_resources(params.get_all("resource")),
+        resource=parse_resources(params.get_all("resource")),
         dpop_jkt=_dpop_jkt(params.get_one("dpop_jkt")),
         response_mode="query" if response_mode == "query" else None,
     )
@@ -319,19 +316,3 @@ def _dpop_jkt(value: str | None) -> str | None:
     return value
 
 
-def _resources(values: tuple[str, ...]) -> tuple[str, ...]:
-    present = tuple(dict.fromkeys(v for v in values if v != ""))
-    if len(present) > MAX_RESOURCES:
-        raise InvalidTargetError("too many resource indicators")
-    for uri in present:
-        if len(uri) > MAX_RESOURCE_CHARS:
-            raise InvalidTargetError("a resource indicator is too long")
-        try:
-            parts = urlsplit(uri)
-        except ValueError as exc:
-            raise InvalidTargetError("resource must be an absolute URI", detail=str(exc)) from None
-        if not parts.scheme or "#" in uri or any(ch.isspace() for ch in uri):
-            raise InvalidTargetError("resource must be an absolute URI without a fragment")
-        if not (parts.netloc or parts.path):
-            raise InvalidTargetError("resource must be an absolute URI")
-    return present

@@ -77,3 +77,14 @@ async def test_public_client_is_unauthorized_client(db: Db) -> None:
 async def test_disabled_grant_is_unsupported_grant_type(db: Db) -> None:
     kit = build(db, features=FeatureSettings(client_credentials_grant=False))
     assert error_of(await call(kit, FORM)) == (400, "unsupported_grant_type")
+
+
+async def test_a_urn_resource_is_an_audience_and_a_relative_one_is_invalid_target(
+    db: Db,
+) -> None:
+    """RFC 8707 §2 with RFC 3986 §4.3: ``urn:example:api`` is an absolute URI; the token
+    endpoint parses ``resource`` as /authorize does."""
+    kit = build(db)
+    got = ok(await call(kit, [*FORM, ("resource", "urn:example:api")]))
+    assert verify_signed(kit, got["access_token"])["aud"] == "urn:example:api"
+    assert error_of(await call(kit, [*FORM, ("resource", "api/v1")])) == (400, "invalid_target")

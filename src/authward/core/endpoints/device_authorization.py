@@ -33,7 +33,6 @@ from urllib.parse import urlencode
 
 from authward.core import scopes as scope_values
 from authward.core.authorization_request import (
-    MAX_RESOURCE_CHARS,
     MAX_SCOPE_CHARS,
     MAX_VALUE_CHARS,
 )
@@ -44,15 +43,14 @@ from authward.core.errors import (
     InvalidClientError,
     InvalidRequestError,
     InvalidScopeError,
-    InvalidTargetError,
     OAuthError,
     ServerError,
     UnauthorizedClientError,
 )
 from authward.core.grants.device_code import GRANT_TYPE
-from authward.core.grants.issuance import requested_resources
 from authward.core.http import Headers, Request, Response, error_response, json_response
 from authward.core.policy import Event
+from authward.core.resource_indicators import parse_resources
 from authward.core.server import AuthorizationServer
 
 __all__ = ["DeviceAuthorizationResponse", "handle", "verification_uri_complete"]
@@ -61,7 +59,6 @@ _FORM_TYPE: Final = "application/x-www-form-urlencoded"
 _MAY_REPEAT: Final = frozenset({"resource"})
 _JKT: Final = re.compile(r"[A-Za-z0-9_-]{43}")
 #: At most this many resource indicators per request (each fits a 255-character column).
-MAX_RESOURCES: Final = 16
 _SCOPE_TOKEN_CHARS: Final = 255
 
 
@@ -160,7 +157,7 @@ async def _authorize_device(
         )
 
     scope = await _scope(server, client, form.get_one("scope"))
-    resources = _resources(request)
+    resources = parse_resources(request.form.get_all("resource"))
     outcome = await issue_device_code(
         server.stores.device_codes,
         client_id=client.client_id,
@@ -210,10 +207,3 @@ async def _scope(
     return granted
 
 
-def _resources(request: Request) -> tuple[str, ...]:
-    resources = requested_resources(request.form) or ()
-    if len(resources) > MAX_RESOURCES:
-        raise InvalidTargetError("too many resource indicators")
-    if any(len(uri) > MAX_RESOURCE_CHARS for uri in resources):
-        raise InvalidTargetError("a resource indicator is too long")
-    return resources

@@ -44,6 +44,7 @@ from authward.core.grants.refresh_token import rotation_for
 from authward.core.http import MultiDict
 from authward.core.policy import Event
 from authward.core.refresh_rotation import IssueRefused
+from authward.core.resource_indicators import parse_resources
 from authward.core.secrets import new_secret
 from authward.stores.codes import S256, Bound, CodeEntry, Consumed, Found, Taken
 from authward.stores.digest import b64url, digest
@@ -147,7 +148,7 @@ async def redeem(server: AuthorizationServer, request: TokenRequest) -> GrantRes
         raise InvalidRequestError("code is required")
     redirect_uri = form.get_one("redirect_uri")
     verifier = form.get_one("code_verifier")
-    wanted_resources = form.get_all("resource")
+    wanted_resources = parse_resources(form.get_all("resource"))
     codes = server.stores.authorization_codes
     code_hash = digest(code)
     now = request.now
@@ -189,7 +190,7 @@ async def redeem(server: AuthorizationServer, request: TokenRequest) -> GrantRes
     check_binding(entry.dpop_jkt, request.proof)
     resources = entry.resource
     if wanted_resources:
-        narrowed = tuple(dict.fromkeys(wanted_resources))
+        narrowed = wanted_resources
         if not set(narrowed) <= set(entry.resource):
             raise InvalidTargetError(
                 "resource was not part of the authorization request",

@@ -16,15 +16,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, NotRequired, TypedDict
-from urllib.parse import urlsplit
 
 from authward.core.clients import Client
 from authward.core.dpop import VerifiedProof
-from authward.core.errors import InvalidClientError, InvalidTargetError
+from authward.core.errors import InvalidClientError
 from authward.core.http import MultiDict
 from authward.core.id_token import mint_id_token
 from authward.core.jose import JsonWebKey
 from authward.core.logout import record_logout_session
+from authward.core.resource_indicators import parse_resources
 from authward.core.tokens import MintedAccessToken, mint_access_token
 from authward.stores.refresh import RefreshData
 
@@ -94,25 +94,9 @@ class GrantResult:
 
 
 def requested_resources(form: MultiDict) -> tuple[str, ...] | None:
-    """The ``resource`` parameters of a request (RFC 8707 §2), or ``None`` when none is sent.
-
-    ``resource`` may repeat. Each value must be an absolute URI without a fragment, else
-    ``InvalidTargetError``. Duplicates are dropped, first occurrence kept.
-    """
-    values = form.get_all("resource")
-    if not values:
-        return None
-    for value in values:
-        try:
-            parts = urlsplit(value)
-        except ValueError:
-            parts = None
-        if parts is None or not parts.scheme or not parts.netloc or "#" in value:
-            raise InvalidTargetError(
-                "resource must be an absolute URI without a fragment",
-                detail=f"bad resource {value!r}",
-            )
-    return tuple(dict.fromkeys(values))
+    """The ``resource`` parameters of a request (RFC 8707 §2), or ``None`` when none is sent;
+    parsed by :func:`authward.core.resource_indicators.parse_resources` (``InvalidTargetError``)."""
+    return parse_resources(form.get_all("resource")) or None
 
 
 def access_token_audience(server: AuthorizationServer, client_id: str) -> str:
