@@ -33,7 +33,7 @@ def test_defaults_are_the_spec_section_8_values() -> None:
     assert s.authorization_code_ttl == 60
     assert s.access_token_ttl == 900
     assert s.refresh_token_ttl == 1_209_600
-    assert s.refresh_token_rotation_grace_seconds == 60
+    assert s.refresh_token_rotation_grace_seconds == 0  # strict reuse detection (RFC 9700)
     assert s.par_ttl == 90
     assert s.require_pushed_authorization_requests is False
     assert s.dpop_nonce_required is False
@@ -63,10 +63,11 @@ def test_settings_are_frozen() -> None:
 
 
 def test_grace_window_without_successor_key_refuses_to_start() -> None:
-    """Spec §7 item 4."""
+    """Spec §7 item 4: a window above zero needs a key; the default (0) loads without one."""
     with pytest.raises(SettingsError, match="refresh_successor_keys") as caught:
-        Settings(issuer=ISSUER)
+        Settings(issuer=ISSUER, refresh_token_rotation_grace_seconds=60)
     assert "grace" in str(caught.value)
+    assert Settings(issuer=ISSUER).active_successor_key is None
 
 
 def test_strict_rotation_needs_no_successor_key() -> None:

@@ -27,16 +27,17 @@ from tests.e2e.harness import (
 
 
 @pytest.fixture(scope="module", params=KINDS)
-def strict(
+def graced(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, e2e_keys: Path
 ) -> Iterator[Deployment]:
-    """A node with ``refresh_token_rotation_grace_seconds = 0`` (any replay revokes)."""
+    """A node that opens a 60 s retry window (``refresh_token_rotation_grace_seconds = 60``,
+    with the successor key the standard configuration carries)."""
     kind = str(request.param)
     with deployment(
         kind,
-        tmp_path_factory.mktemp(f"e2e-strict-{kind}"),
+        tmp_path_factory.mktemp(f"e2e-graced-{kind}"),
         e2e_keys,
-        settings={"refresh_token_rotation_grace_seconds": 0},
+        settings={"refresh_token_rotation_grace_seconds": 60},
     ) as running:
         yield running
 
@@ -81,15 +82,15 @@ async def test_rotation_issues_a_new_refresh_token_with_the_same_grant(
     assert rotated["scope"] == flow.token["scope"]
 
 
-async def test_retry_within_grace_returns_the_same_successor(deployed: Deployment) -> None:
-    """RT-E2E-02 (RT-12): the default 60 s grace: presenting the rotated token again returns
+async def test_retry_within_grace_returns_the_same_successor(graced: Deployment) -> None:
+    """RT-E2E-02 (RT-12): a 60 s grace window: presenting the rotated token again returns
     the same successor, and that successor still rotates."""
-    flow = await run_code_flow(deployed, WEB_CLIENT)
+    flow = await run_code_flow(graced, WEB_CLIENT)
     assert flow.token is not None
-    first = await rotate_with_authlib(deployed, flow.token["refresh_token"])
-    retry = await rotate_with_authlib(deployed, flow.token["refresh_token"])
+    first = await rotate_with_authlib(graced, flow.token["refresh_token"])
+    retry = await rotate_with_authlib(graced, flow.token["refresh_token"])
     assert retry["refresh_token"] == first["refresh_token"]
-    onward = await rotate_with_authlib(deployed, first["refresh_token"])
+    onward = await rotate_with_authlib(graced, first["refresh_token"])
     assert onward["refresh_token"] not in (first["refresh_token"], flow.token["refresh_token"])
 
 
@@ -109,17 +110,17 @@ async def test_reuse_after_the_chain_moved_on_revokes_the_family(
 
 
 async def test_strict_mode_refuses_the_old_token_and_revokes_the_new_one(
-    strict: Deployment,
+    deployed: Deployment,
 ) -> None:
-    """RT-E2E-04 (RT-31): grace 0: the old token is refused at once, and that reuse revokes
+    """RT-E2E-04 (RT-31): the default grace 0: the old token is refused at once, and that reuse revokes
     the successor the first rotation issued."""
-    flow = await run_code_flow(strict, WEB_CLIENT)
+    flow = await run_code_flow(deployed, WEB_CLIENT)
     assert flow.token is not None
     old = flow.token["refresh_token"]
-    new = (await rotate_with_authlib(strict, old))["refresh_token"]
-    async with http_client(strict.issuer) as http:
-        assert_invalid_grant(await refresh_raw(strict, http, old))
-        assert_invalid_grant(await refresh_raw(strict, http, new))
+    new = (await rotate_with_authlib(deployed, old))["refresh_token"]
+    async with http_client(deployed.issuer) as http:
+        assert_invalid_grant(await refresh_raw(deployed, http, old))
+        assert_invalid_grant(await refresh_raw(deployed, http, new))
 
 
 async def test_refresh_token_of_another_client_is_refused(deployed: Deployment) -> None:

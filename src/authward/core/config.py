@@ -271,7 +271,7 @@ class Settings:
     authorization_code_ttl: int = 60
     access_token_ttl: int = 900
     refresh_token_ttl: int = 1_209_600
-    refresh_token_rotation_grace_seconds: int = 60
+    refresh_token_rotation_grace_seconds: int = 0
     refresh_successor_keys: tuple[SuccessorKey, ...] = ()
     refresh_successor_active_kid: str | None = None
     par_ttl: int = 90

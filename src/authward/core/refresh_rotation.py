@@ -37,7 +37,7 @@ from authward.stores.successor_cipher import check_successor_keys
 #: ``refresh_token_ttl`` default: 14 days.
 DEFAULT_TTL: Final = 1_209_600
 #: ``refresh_token_rotation_grace_seconds`` default; 0 means strict (any replay revokes).
-DEFAULT_GRACE_SECONDS: Final = 60
+DEFAULT_GRACE_SECONDS: Final = 0
 
 RotationError = Literal["invalid_grant", "invalid_scope", "invalid_target"]
 RotationReason = Literal[

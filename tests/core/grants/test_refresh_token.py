@@ -62,7 +62,7 @@ async def test_confidential_dpop_retry_in_grace_returns_same_successor_bound_to_
     db: Db,
 ) -> None:
     """RT-30."""
-    kit = build(db)
+    kit = build(db, refresh_token_rotation_grace_seconds=60)
     first = str(
         ok(
             await call(
