@@ -163,6 +163,11 @@ class DeviceAuthorizationSettings:
     #: verification page refuses (429) until the window ends.
     max_failed_user_codes: int = 5
     failed_user_code_window_seconds: int = 900
+    #: Refuse public clients that send no DPoP proof at the device authorization endpoint (a
+    #: proof pre-binds the device code to its key). Off by default: neither RFC 8628 nor RFC
+    #: 9449 asks for one there, and certified clients cannot send one. Clients registered with
+    #: ``dpop_bound_access_tokens`` always need one.
+    require_dpop_for_public_clients: bool = False
 
     def __post_init__(self) -> None:
         _int(f"{self.section}.code_ttl_seconds", self.code_ttl_seconds, minimum=1)

@@ -13,9 +13,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from authward.core.clients import Client
 from authward.core.config import DeviceAuthorizationSettings, FeatureSettings
 from authward.core.device_codes import USER_CODE_ALPHABET
 from authward.core.endpoints import device_authorization
+from authward.core.grants.device_code import GRANT_TYPE
 from authward.core.http import Request
 from authward.core.jose import generate_signing_key, jwk_thumbprint
 from authward.stores.digest import digest
@@ -166,13 +168,41 @@ async def test_wrong_secret_is_invalid_client_with_a_basic_challenge(db: Db) -> 
     assert events[-1].data["error"] == "invalid_client"
 
 
-async def test_public_client_without_a_dpop_proof_is_invalid_client(db: Db) -> None:
-    """spec §3.3: a public client's device code is bound to a DPoP key it must present."""
+async def test_public_client_without_a_dpop_proof_gets_an_unbound_code(db: Db) -> None:
+    """RFC 8628 §3.1 and RFC 9449 ask no proof here (openid-client cannot send one): the
+    code is issued unbound."""
     kit = kit_for(db)
     res = await start(
         kit, form=(("client_id", PUBLIC_DEVICE_CLIENT_ID),), headers=()
     )
-    assert (res.status, error_of(res)) == (400, "invalid_client")
+    assert res.status == 200, res.json
+    rows = await device_rows(kit)
+    assert [row["dpop_jkt"] for row in rows] == [None]
+
+
+async def test_the_setting_requires_a_proof_from_public_clients(db: Db) -> None:
+    kit = kit_for(
+        db, device_authorization=DeviceAuthorizationSettings(require_dpop_for_public_clients=True)
+    )
+    res = await start(
+        kit, form=(("client_id", PUBLIC_DEVICE_CLIENT_ID),), headers=()
+    )
+    assert (res.status, error_of(res)) == (400, "invalid_request")
+    assert await device_rows(kit) == []
+    res = await start(kit, form=(("client_id", PUBLIC_DEVICE_CLIENT_ID),),
+                      headers=(proof_header(kit),))
+    assert res.status == 200, res.json
+
+
+async def test_a_client_registered_for_bound_tokens_must_send_a_proof(db: Db) -> None:
+    """RFC 9449 §5.2: ``dpop_bound_access_tokens`` means every token request needs a proof."""
+    kit = kit_for(db)
+    kit.clients.add(
+        Client("bound-cli", "public", "none", grant_types=(GRANT_TYPE,),
+               dpop_bound_access_tokens=True)
+    )
+    res = await start(kit, form=(("client_id", "bound-cli"),), headers=())
+    assert (res.status, error_of(res)) == (400, "invalid_request")
     assert await device_rows(kit) == []
 
 

@@ -14,9 +14,11 @@ Order of checks (the first failure answers; nothing is written before the last s
 3. the client must be registered for ``urn:ietf:params:oauth:grant-type:device_code``
    (``unauthorized_client``);
 4. the DPoP proof, if sent (``invalid_dpop_proof``, ``use_dpop_nonce``); a ``dpop_jkt``
-   parameter must be a thumbprint and equal the proof's key (``invalid_request``). A public
-   client must present a proof (``invalid_client``, spec §3.3): its device code is a bearer
-   secret otherwise, and the proof key is pre-bound to the code;
+   parameter must be a thumbprint and equal the proof's key (``invalid_request``). A proof
+   binds the device code to its key. A proof is required (``invalid_request``) only from a
+   client registered with ``dpop_bound_access_tokens`` (RFC 9449 §5.2), or from any public
+   client when ``device_authorization.require_dpop_for_public_clients`` is on: neither RFC 8628
+   nor RFC 9449 asks for one here;
 5. ``scope`` (``invalid_scope``: malformed, or nothing requested is grantable by the host's
    scope policy, asked with no subject yet) and ``resource`` (``invalid_target``);
 6. the device code is stored (five user-code draws; all taken is ``server_error``).
@@ -40,7 +42,6 @@ from authward.core.clients import Client
 from authward.core.device_codes import IssuedDeviceCode, issue_device_code
 from authward.core.dpop import TokenEndpoint
 from authward.core.errors import (
-    InvalidClientError,
     InvalidRequestError,
     InvalidScopeError,
     OAuthError,
@@ -150,10 +151,13 @@ async def _authorize_device(
         if dpop_jkt is not None and dpop_jkt != proof.jkt:
             raise InvalidRequestError("dpop_jkt does not match the DPoP proof key")
         dpop_jkt = proof.jkt
-    elif client.is_public and settings.features.dpop:
-        raise InvalidClientError(
-            "a public client must present a DPoP proof at the device authorization endpoint",
-            detail="public device client without a DPoP proof",
+    elif settings.features.dpop and (
+        client.dpop_bound_access_tokens
+        or (client.is_public and settings.device_authorization.require_dpop_for_public_clients)
+    ):
+        raise InvalidRequestError(
+            "this client must send a DPoP proof to the device authorization endpoint",
+            detail="device client without a DPoP proof",
         )
 
     scope = await _scope(server, client, form.get_one("scope"))
