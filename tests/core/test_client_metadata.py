@@ -729,7 +729,9 @@ async def test_registry_refusals_are_invalid_client_with_the_reason(db: Db) -> N
     )
     assert challenged.value.status == 401
     challenge = dict(challenged.value.headers())["WWW-Authenticate"]
-    assert challenge.startswith('Basic realm="authward", error="invalid_client", error_description=')
+    assert challenge.startswith(
+        'Basic realm="authward", error="invalid_client", error_description='
+    )
     refused = [e for e in events.events if e.name == "client_metadata.refused"]
     assert refused[0].data == {
         "client_id": url, "kind": "fetch", "reason": "status_404", "detail": "HTTP 404"

@@ -112,8 +112,8 @@ async def test_reuse_after_the_chain_moved_on_revokes_the_family(
 async def test_strict_mode_refuses_the_old_token_and_revokes_the_new_one(
     deployed: Deployment,
 ) -> None:
-    """RT-E2E-04 (RT-31): the default grace 0: the old token is refused at once, and that reuse revokes
-    the successor the first rotation issued."""
+    """RT-E2E-04 (RT-31): the default grace 0: the old token is refused at once, and that
+    reuse revokes the successor the first rotation issued."""
     flow = await run_code_flow(deployed, WEB_CLIENT)
     assert flow.token is not None
     old = flow.token["refresh_token"]

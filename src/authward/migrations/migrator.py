@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -44,6 +44,11 @@ class MigrationReport:
         return not self.differences
 
 
+#: A transaction-scoped advisory lock per table prefix, held while the schema is checked and
+#: created (released at commit).
+_MIGRATION_LOCK: Final = sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))")
+
+
 async def migrate_database(
     url: str, table_prefix: str = "", **engine_options: Any
 ) -> MigrationReport:
@@ -61,8 +66,14 @@ async def migrate_database(
 
 async def migrate_engine(engine: AsyncEngine, table_prefix: str = "") -> MigrationReport:
     """Like ``migrate_database`` on an existing engine (left open)."""
-    tables = build_metadata(table_prefix, dialect_of(engine))
+    dialect = dialect_of(engine)
+    tables = build_metadata(table_prefix, dialect)
     async with engine.begin() as conn:
+        if dialect == "postgresql":
+            # Nodes started together on an empty database: the first creates, the others wait
+            # here for its commit and then find the tables (no CREATE TABLE race). SQLite's
+            # BEGIN IMMEDIATE already lets one writer in at a time.
+            await conn.execute(_MIGRATION_LOCK, {"key": f"authward:migrate:{table_prefix}"})
         created_tables, created_indexes = await conn.run_sync(_create_missing, tables)
     async with engine.connect() as conn:
         differences = await conn.run_sync(schema_differences, tables)
