@@ -83,6 +83,10 @@ def test_loopback_port_exception_is_for_native_clients_only() -> None:
         ("http://127.0.0.1/cb", "http://user@127.0.0.1:51004/cb"),  # userinfo
         ("http://127.0.0.1/cb", "http://127.0.0.1:99999/cb"),  # not a port
         ("http://127.0.0.2/cb", "http://127.0.0.2:5/cb"),  # only the two literals
+        ("http://127.0.0.1/cb", "http://127.0.0.1:0/cb"),  # port 0: nothing listens there
+        ("http://127.0.0.1/cb", "http://127.0.0.1:080/cb"),  # leading zero
+        ("http://[::1]/cb", "http://[::1]:00443/cb"),  # leading zeros after an IPv6 literal
+        ("http://127.0.0.1/cb", "http://127.0.0.1:/cb"),  # empty port
     ],
 )
 def test_loopback_exception_does_not_stretch(registered: str, requested: str) -> None:

@@ -8,6 +8,7 @@ registration), §4.1.2 and Appendix B (form-encoded response parameters); RFC 82
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Final
 from urllib.parse import SplitResult, urlencode, urlsplit, urlunsplit
@@ -16,6 +17,8 @@ from authward.core.errors import InvalidRequestError
 
 #: RFC 8252 §7.3 loopback IP literals, as ``urlsplit().hostname`` reports them.
 _LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "::1"})
+#: A port number as a client writes one: decimal, no leading zero, not empty.
+_PORT: Final = re.compile(r"[1-9][0-9]{0,4}")
 
 
 def check_syntax(uri: str) -> None:
@@ -103,12 +106,25 @@ def _is_loopback_parts(parts: SplitResult) -> bool:
     )
 
 
+def _canonical_port(netloc: str) -> bool:
+    """True when ``netloc`` has no port, or a port of 1-65535 written without leading zeros
+    (``:0`` names no port a client could listen on; ``:080`` is not the form RFC 3986 §6.2.3
+    normalises to, and comparing it as 80 would accept a spelling no client registered)."""
+    host_end = netloc.rfind("]") + 1
+    _, colon, port = netloc[host_end:].rpartition(":")
+    if not colon:
+        return True
+    return _PORT.fullmatch(port) is not None and int(port) <= 65535
+
+
 def _loopback_match(requested: str, registered: str) -> bool:
     req = _split(requested)
     reg = _split(registered)
     if req is None or reg is None:
         return False
     if not (_is_loopback_parts(req) and _is_loopback_parts(reg)):
+        return False
+    if not _canonical_port(req.netloc):
         return False
     return (
         req.hostname == reg.hostname
