@@ -64,6 +64,7 @@ from authward.asgi.demo import (
     DEMO_CALLBACK_PATH,
     DEMO_SIGNED_OUT_PATH,
 )
+from authward.cli.http_protocol import HeaderDeadlineProtocol
 from authward.cli.options import DATABASE_URL_ENVVAR, check_database_url
 from authward.cli.wiring import build_server, load_host_config, load_settings
 from authward.core.clock import SystemClock
@@ -426,6 +427,7 @@ def serve(
             workers=workers,
             lifespan="on",
             log_config=uvicorn_log_config(),
+            http=HeaderDeadlineProtocol,
             access_log=access_log,
         )
         return
@@ -447,6 +449,7 @@ def serve(
             port=port,
             lifespan="on",
             log_config=uvicorn_log_config(),
+            http=HeaderDeadlineProtocol,
             access_log=access_log,
         )
     )
