@@ -19,6 +19,7 @@ from authward.asgi import EndpointRoute, create_app, endpoint_routes
 from authward.asgi.app import AsyncClosable, AsyncDisposable, close_resources
 from authward.core.http import Request, Response, json_response
 from authward.core.server import AuthorizationServer
+from authward.stores.sql.engine import create_engine
 from tests.core.endpoints import kit
 from tests.dbkit import Db
 
@@ -231,6 +232,39 @@ async def test_unexpected_exception_is_a_json_server_error_without_details(
     assert "RuntimeError" in caplog.text
     assert request_id in caplog.text
     assert "s3cr3t-value" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://postgres@127.0.0.1:1/test", "sqlite:////nonexistent-dir/authward.db"]
+)
+async def test_an_unreachable_database_is_503_with_retry_after_and_one_log_line(
+    db: Db, caplog: pytest.LogCaptureFixture, url: str
+) -> None:
+    """RFC 9110 §15.6.4: a database that refuses connections is not a bug: every request that
+    needs it gets 503 temporarily_unavailable with Retry-After, and the outage is logged once
+    (no stack trace), however many requests fail during it."""
+    unreachable = create_engine(url)
+    k = kit.build(db, engine=unreachable)
+    form = {"grant_type": "refresh_token", "refresh_token": "x" * 43}
+    auth = (kit.CONFIDENTIAL_CLIENT_ID, kit.CONFIDENTIAL_SECRET)
+    try:
+        with caplog.at_level(logging.INFO, logger="authward.asgi"):
+            async with client_for(create_app(k.server)) as client:
+                responses = [await client.post("/token", data=form, auth=auth) for _ in range(3)]
+                metadata = await client.get("/.well-known/openid-configuration")
+    finally:
+        await unreachable.dispose()
+    for response in responses:
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "5"
+        assert response.headers["cache-control"] == "no-store"
+        assert response.json()["error"] == "temporarily_unavailable"
+    assert metadata.status_code == 200  # what needs no database still answers
+    lines = [r for r in caplog.records if r.name == "authward.asgi"]
+    assert len(lines) == 1
+    assert lines[0].getMessage().startswith("database unavailable (")
+    assert "Traceback" not in caplog.text
+    assert 'File "' not in caplog.text
 
 
 class Closable:

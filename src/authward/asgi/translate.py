@@ -22,8 +22,10 @@ Responses: a core ``Response`` becomes bytes exactly as ``authward.core.http`` d
 Errors: :class:`ServerErrorGuard` wraps the whole app. Anything an endpoint or page lets escape
 is logged once, with its type, a random request id, method, path and stack, but never its
 message, the query or the body (they may carry secrets), and answered with
-``{"error": "server_error"}`` (500, ``X-Request-Id``). Starlette's own 404/405 become JSON
-``invalid_request`` errors keeping their ``Allow`` header.
+``{"error": "server_error"}`` (500, ``X-Request-Id``). An exception that means the database
+cannot be reached is instead ``temporarily_unavailable`` (503, ``Retry-After``), logged once per
+outage without a stack. Starlette's own 404/405 become JSON ``invalid_request`` errors keeping
+their ``Allow`` header.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import time
 import traceback
 from collections.abc import Awaitable, Callable
 from typing import Final
@@ -41,11 +44,18 @@ from starlette.requests import Request as StarletteRequest
 from starlette.responses import Response as StarletteResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from authward.core.errors import InvalidRequestError, OAuthError, ServerError
+from authward.core.errors import (
+    InvalidRequestError,
+    OAuthError,
+    ServerError,
+    TemporarilyUnavailableError,
+)
 from authward.core.http import Headers, MultiDict, Request, Response, error_response
 from authward.core.server import AuthorizationServer
+from authward.stores.sql.availability import is_database_unavailable
 
 __all__ = [
+    "DATABASE_RETRY_AFTER_SECONDS",
     "MAX_BODY_BYTES",
     "CoreEndpoint",
     "Endpoint",
@@ -60,6 +70,8 @@ __all__ = [
     "to_starlette",
 ]
 
+#: ``Retry-After`` seconds on a 503 answered while the database is unreachable.
+DATABASE_RETRY_AFTER_SECONDS: Final = 5
 #: The largest request body accepted (OAuth form posts are small).
 MAX_BODY_BYTES: Final = 64 * 1024
 
@@ -321,11 +333,27 @@ class ServerErrorGuard:
     Logs on ``logger`` (``authward.asgi``) with the exception type, a request id, method and
     path and the stack frames, never the exception message, the query or the body. If the
     response had already started the exception is only logged.
+
+    A failure that means the database cannot be reached (:func:`is_database_unavailable`) is
+    not a bug: it is answered ``503 temporarily_unavailable`` with ``Retry-After`` and logged
+    once per outage (one line when the first request fails, none for the requests that fail
+    while it lasts; an outage is over after ``outage_quiet_seconds`` without such a failure).
     """
 
-    def __init__(self, app: ASGIApp, logger: logging.Logger | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        logger: logging.Logger | None = None,
+        *,
+        retry_after_seconds: int = DATABASE_RETRY_AFTER_SECONDS,
+        outage_quiet_seconds: float = 30.0,
+    ) -> None:
         self.app = app
         self._logger = logger or _LOG
+        self._retry_after = retry_after_seconds
+        self._quiet = outage_quiet_seconds
+        self._last_outage_failure: float | None = None
+        self._refused_in_outage = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -342,6 +370,11 @@ class ServerErrorGuard:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:
+            if is_database_unavailable(exc):
+                self._note_outage(exc)
+                if not started:
+                    await send_response(self._unavailable(), send)
+                return
             request_id = secrets.token_hex(8)
             self._logger.error(
                 "unexpected %s in %s %s (request id %s)\n%s",
@@ -353,6 +386,33 @@ class ServerErrorGuard:
             )
             if started:
                 return
-            response = to_starlette(error_response(ServerError()))
-            response.headers["X-Request-Id"] = request_id
-            await response(scope, receive, send)
+            response = error_response(ServerError())
+            await send_response(
+                Response(
+                    response.status,
+                    response.headers.added((("X-Request-Id", request_id),)),
+                    response.json,
+                ),
+                send,
+            )
+
+    def _unavailable(self) -> Response:
+        error = error_response(
+            TemporarilyUnavailableError("the database is unavailable; retry later")
+        )
+        headers = error.headers.added((("Retry-After", str(self._retry_after)),))
+        return Response(error.status, headers, error.json)
+
+    def _note_outage(self, exc: Exception) -> None:
+        now = time.monotonic()
+        last, self._last_outage_failure = self._last_outage_failure, now
+        if last is not None and now - last <= self._quiet:
+            self._refused_in_outage += 1
+            return
+        previous, self._refused_in_outage = self._refused_in_outage, 1
+        self._logger.error(
+            "database unavailable (%s): answering 503 with Retry-After %d s until it recovers%s",
+            type(exc).__name__,
+            self._retry_after,
+            f" (the previous outage refused {previous} requests)" if previous else "",
+        )
