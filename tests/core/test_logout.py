@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from typing import Any
 
 import pytest
@@ -233,6 +234,25 @@ async def test_nothing_is_recorded_unless_every_condition_holds(
     assert await k.server.stores.logout_sessions.targets(
         LogoutCriteria(subject="alice"), now=T0
     ) == ()
+
+
+async def test_a_refused_uri_is_reported_not_dropped_silently(
+    db: Db, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A registered backchannel_logout_uri the literal check refuses means that client gets no
+    logout tokens: every recording attempt emits ``logout.uri_refused`` with the reason, and
+    the log says so once per client and URI."""
+    k = logout_kit(db, allow_loopback=False)
+    client_id = f"rp-internal-{id(k)}"  # the once-per-process warning: a fresh client each run
+    client = rp_client(client_id, "https://10.0.0.1/logout")
+    with caplog.at_level(logging.WARNING, logger="authward.logout"):
+        for sid in ("sid-1", "sid-2"):
+            assert await record_logout_session(k.server, client, sid, "alice", T0) is False
+    refused = events(k, "logout.uri_refused")
+    assert [e.data for e in refused] == [{"client_id": client_id, "reason": "blocked_ip"}] * 2
+    warnings = [r for r in caplog.records if "backchannel_logout_uri refused" in r.getMessage()]
+    assert len(warnings) == 1
+    assert client_id in warnings[0].getMessage()
 
 
 async def test_a_failing_store_never_fails_issuance(db: Db) -> None:

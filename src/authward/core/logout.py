@@ -232,6 +232,8 @@ async def record_logout_session(
     """
     try:
         uri = usable_logout_uri(server, client)
+        if uri is None and client.backchannel_logout_uri and server.settings.logout.enabled:
+            await _report_refused_uri(server, client, client.backchannel_logout_uri, now)
         if uri is None or not isinstance(sid, str) or not sid:
             return False
         if not isinstance(subject, str) or not subject:
@@ -250,6 +252,38 @@ async def record_logout_session(
                      client.client_id, type(error).__name__)
         return False
     return True
+
+
+async def _report_refused_uri(
+    server: AuthorizationServer, client: Client, uri: str, now: float
+) -> None:
+    """A registered ``backchannel_logout_uri`` the literal check refuses: the client will get
+    no logout tokens. Say so (event ``logout.uri_refused`` with the reason, every time; a
+    warning line once per client and URI in this process) instead of dropping it silently."""
+    reason = screen_logout_uri(uri, allow_loopback=server.settings.logout.allow_loopback)
+    await server.policy.events.emit(
+        Event(
+            "logout.uri_refused",
+            now,
+            {"client_id": client.client_id, "reason": str(reason)},
+        )
+    )
+    key = (client.client_id, uri)
+    if key in _WARNED_URIS:
+        return
+    if len(_WARNED_URIS) >= _MAX_WARNED_URIS:
+        _WARNED_URIS.clear()
+    _WARNED_URIS.add(key)
+    _LOG.warning(
+        "client %s: backchannel_logout_uri refused (%s); it will receive no logout tokens",
+        client.client_id,
+        reason,
+    )
+
+
+#: (client_id, uri) pairs already warned about in this process (bounded).
+_WARNED_URIS: set[tuple[str, str]] = set()
+_MAX_WARNED_URIS: Final = 1024
 
 
 # --- delivery ----------------------------------------------------------------------------------
