@@ -41,6 +41,7 @@ class Setup:
     client: httpx.AsyncClient
     users: CountingUsers
     k: kit.Kit
+    app: object
 
 
 def setup(db: Db, *, failures: int = 3, window: int = 60) -> Setup:
@@ -50,8 +51,14 @@ def setup(db: Db, *, failures: int = 3, window: int = 60) -> Setup:
     page = LoginPage(counting, session, max_failed_logins=failures,
                      failed_login_window_seconds=window)
     app = create_app(k.server, login_page=page)
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=kit.ISSUER)
-    return Setup(client, counting, k)
+    client = client_from(app, "127.0.0.1")
+    return Setup(client, counting, k, app)
+
+
+def client_from(app: object, address: str) -> httpx.AsyncClient:
+    """An HTTP client of ``app`` whose requests come from ``address``."""
+    transport = httpx.ASGITransport(app=app, client=(address, 50000))  # type: ignore[arg-type]
+    return httpx.AsyncClient(transport=transport, base_url=kit.ISSUER)
 
 
 def signed_in(response: httpx.Response) -> bool:
@@ -234,3 +241,32 @@ def test_the_login_page_refuses_a_bad_limit(field: str, value: object) -> None:
     session = SignedCookieLogin(b"s" * 32, issuer=kit.ISSUER)
     with pytest.raises(ValueError, match=field):
         LoginPage(users(), session, **{field: value})  # type: ignore[arg-type]
+
+
+async def test_a_stranger_elsewhere_cannot_lock_the_owner_out(db: Db) -> None:
+    """The budget of a username is counted per source address: failures from 127.0.0.2 lock
+    that address out of the account, while its owner at 127.0.0.1 signs in."""
+    s = setup(db)
+    stranger = client_from(s.app, "127.0.0.2")
+    async with s.client, stranger:
+        for _ in range(3):
+            await sign_in(stranger, return_to=RETURN_TO, password="nope")
+        assert_locked(await sign_in(stranger, return_to=RETURN_TO))
+        owner = await sign_in(s.client, return_to=RETURN_TO)
+    assert owner.status_code == 303
+    assert signed_in(owner)
+
+
+async def test_one_address_spraying_many_usernames_is_stopped(db: Db) -> None:
+    """Per address, all usernames together: 5 x max_failed_logins failures per window, then
+    429 for any username from there (another address is unaffected)."""
+    s = setup(db, failures=2)
+    other = client_from(s.app, "127.0.0.3")
+    async with s.client, other:
+        for i in range(10):  # 5 x 2 failures, each username below its own budget of 2
+            wrong = await sign_in(s.client, return_to=RETURN_TO, username=f"user{i // 2}",
+                                  password="nope")
+            assert wrong.status_code in (200, 429)
+        assert_locked(await sign_in(s.client, return_to=RETURN_TO, username="fresh-name"))
+        assert_locked(await sign_in(s.client, return_to=RETURN_TO))
+        assert signed_in(await sign_in(other, return_to=RETURN_TO))

@@ -16,9 +16,11 @@ root. Wrong credentials re-render the form with one generic message (unknown use
 password read the same) and status 200: a 401 would need a ``WWW-Authenticate`` challenge
 (RFC 9110 §15.5.2), which no HTML form login has.
 
-Login attempts are limited per username with an
+Login attempts are limited per username and source address with an
 :class:`~authward.core.attempt_limits.AttemptLimit` in the shared replay table (namespace
-``login_password``), so every node sharing the database enforces one budget. The username is
+``login_password``; a stranger elsewhere cannot lock the owner out), and per source address for
+every username together (namespace ``login_address``, ``ADDRESS_FAILURES_PER_ACCOUNT_FAILURE``
+times the failures: password spraying), so every node sharing the database enforces one budget. The username is
 normalised (NFKC, case-folded, stripped) and only its digest is stored. After the CSRF check
 (a forged post counts nothing), each post first reads the lock marker, then takes a step (at
 most ``LOGIN_CHECKS_PER_FAILURE * max_failed_logins`` password checks per window, right or
@@ -107,8 +109,13 @@ SCOPE_DESCRIPTIONS: Final[Mapping[str, str]] = {
 }
 _BAD_CREDENTIALS: Final = "The username or password is not correct."
 _STALE_FORM: Final = "The form expired. Please sign in again."
-#: Replay namespace of the login attempt counters.
+#: Replay namespace of the login attempt counters (per username and source address).
 LOGIN_ATTEMPTS_NAMESPACE: Final = "login_password"
+#: Replay namespace of the per-source-address counters (every username together).
+LOGIN_ADDRESS_NAMESPACE: Final = "login_address"
+#: Failed sign-ins one source address may make per window, across usernames, per failure one
+#: username may take there: password spraying from one address stops after this many.
+ADDRESS_FAILURES_PER_ACCOUNT_FAILURE: Final = 5
 #: Password checks (right or wrong) allowed per username and window, per allowed failure: with
 #: the defaults 100 sign-ins per 15 minutes, far above a person's, while still bounding a burst
 #: of concurrent guesses before the lock lands.
@@ -167,13 +174,24 @@ class LoginPage:
 
     @property
     def attempt_limit(self) -> AttemptLimit:
-        """The limit the login form enforces (steps: ``LOGIN_CHECKS_PER_FAILURE`` times the
-        failures, right or wrong)."""
+        """The limit per username and source address (steps: ``LOGIN_CHECKS_PER_FAILURE``
+        times the failures, right or wrong)."""
         return AttemptLimit(
             namespace=LOGIN_ATTEMPTS_NAMESPACE,
             max_failures=self.max_failed_logins,
             window_seconds=self.failed_login_window_seconds,
             max_steps=LOGIN_CHECKS_PER_FAILURE * self.max_failed_logins,
+        )
+
+    @property
+    def address_limit(self) -> AttemptLimit:
+        """The limit per source address, every username together."""
+        failures = ADDRESS_FAILURES_PER_ACCOUNT_FAILURE * self.max_failed_logins
+        return AttemptLimit(
+            namespace=LOGIN_ADDRESS_NAMESPACE,
+            max_failures=failures,
+            window_seconds=self.failed_login_window_seconds,
+            max_steps=LOGIN_CHECKS_PER_FAILURE * failures,
         )
 
 
@@ -320,15 +338,24 @@ class Pages:
             return self._login_form(login, return_to=return_to, username=username,
                                     message=_STALE_FORM, status=400)
         identifier = login_identifier(username)
-        attempts = login.attempt_limit.window(
-            self._server.stores.replay, identifier, self._server.clock.now()
+        address = core.client_address or ""
+        now, replay = self._server.clock.now(), self._server.stores.replay
+        # A username's budget is counted per source address, so a stranger elsewhere cannot
+        # lock its owner out; the address's own budget (all usernames) stops spraying.
+        windows = (
+            login.address_limit.window(replay, address, now),
+            login.attempt_limit.window(replay, f"{identifier}\x00{address}", now),
         )
-        if isinstance(await attempts.step(), Locked):
-            return await self._login_locked(login, attempts, identifier, return_to, username)
+        for attempts in windows:
+            if isinstance(await attempts.step(), Locked):
+                return await self._login_locked(login, attempts, identifier, return_to, username)
         subject = await login.users.verify_password(username, password)
         if subject is None:
-            if not isinstance(await attempts.fail(), AttemptsLeft):
-                return await self._login_locked(login, attempts, identifier, return_to, username)
+            for attempts in windows:
+                if not isinstance(await attempts.fail(), AttemptsLeft):
+                    return await self._login_locked(
+                        login, attempts, identifier, return_to, username
+                    )
             return self._login_form(login, return_to=return_to, username=username,
                                     message=_BAD_CREDENTIALS)
         session = login.session
