@@ -10,6 +10,7 @@ recording resolver and a recording ``httpx.MockTransport`` prove that no connect
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import replace
@@ -427,27 +428,60 @@ async def test_valid_document_resolves_and_is_cached(db: Db) -> None:
     ],
 )
 async def test_invalid_documents_are_never_cached(db: Db, body: bytes, reason: str) -> None:
-    """CIMD-09, CIMD-10: a mismatch or bad JSON is refused and never cached (two fetches)."""
+    """CIMD-09, CIMD-10: a mismatch or bad JSON is refused and never cached in the table; the
+    refusal is remembered in the process for ``failure_cache_seconds`` (one fetch), then the
+    document is fetched again."""
     async with local_server({"/client.json": Reply(body=body)}) as server:
         r = resolver(db)
         outcomes = [await r.resolve(url_of(server)) for _ in range(2)]
+        assert len(server.seen) == 1
+        db.clock.advance(30)
+        outcomes.append(await r.resolve(url_of(server)))
     assert all(isinstance(o, Refused) and o.reason == reason for o in outcomes)
     assert len(server.seen) == 2
     assert await cached_rows(db) == []
 
 
 async def test_symmetric_auth_method_is_never_cached(db: Db) -> None:
-    """CIMD-08: two resolves, two fetches, both ``symmetric_auth_method``."""
+    """CIMD-08: both resolves are ``symmetric_auth_method``; with the failure memory off
+    (``failure_cache_seconds = 0``) each one fetches; nothing is cached in the table."""
     async with local_server({}) as server:
         url = url_of(server)
         server.replies["/client.json"] = json_reply(
             doc(url, token_endpoint_auth_method="client_secret_basic")
         )
-        r = resolver(db)
+        r = resolver(db, failure_cache_seconds=0)
         outcomes = [await r.resolve(url) for _ in range(2)]
     assert outcomes == [Refused("invalid_document", "symmetric_auth_method")] * 2
     assert len(server.seen) == 2
     assert await cached_rows(db) == []
+
+
+async def test_concurrent_requests_for_one_uncached_client_share_one_fetch(db: Db) -> None:
+    """40 requests at once for an uncached client id: one outbound connection, 40 answers."""
+    async with local_server({}) as server:
+        url = url_of(server)
+        server.replies["/client.json"] = Reply(
+            body=json.dumps(doc(url)).encode(), trickle=0.001
+        )
+        r = resolver(db)
+        outcomes = await asyncio.gather(*(r.resolve(url) for _ in range(40)))
+    assert all(isinstance(o, Resolved) for o in outcomes)
+    assert len(server.seen) == 1
+
+
+async def test_a_failing_fetch_is_not_retried_on_every_request(db: Db) -> None:
+    """A client id whose document cannot be fetched: one fetch per ``failure_cache_seconds``
+    however many requests name it, concurrent or not."""
+    async with local_server({"/client.json": Reply(status=500, body=b"")}) as server:
+        r = resolver(db, failure_cache_seconds=10)
+        first = await asyncio.gather(*(r.resolve(url_of(server)) for _ in range(20)))
+        later = [await r.resolve(url_of(server)) for _ in range(5)]
+        assert len(server.seen) == 1
+        db.clock.advance(10)
+        again = await r.resolve(url_of(server))
+    assert {o for o in [*first, *later, again]} == {Refused("fetch", "status_500", "HTTP 500")}
+    assert len(server.seen) == 2
 
 
 @pytest.mark.parametrize(

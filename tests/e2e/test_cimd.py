@@ -186,7 +186,8 @@ async def test_non_loopback_special_use_address_is_refused(
 
 async def test_invalid_document_is_refused_and_not_cached(cimd_deployed: Deployment) -> None:
     """A document naming another client_id is refused at /authorize and at the token endpoint
-    (401 invalid_client) and is fetched again each time (never cached)."""
+    (401 invalid_client). It is never cached in the table; the node remembers the refusal for
+    ``failure_cache_seconds`` (30), so the second request fetches nothing."""
     async with document_server(client_id="https://impostor.example/client.json") as (
         server, client_id, redirect_uri,
     ):
@@ -202,6 +203,6 @@ async def test_invalid_document_is_refused_and_not_cached(cimd_deployed: Deploym
         assert token.status_code == 401
         assert token.json()["error"] == "invalid_client"
         assert token.headers["www-authenticate"].startswith("Basic")
-        assert document_fetches(server) == 2
+        assert document_fetches(server) == 1
     urls = [row["url"] for row in await cimd_deployed.database.rows("client_id_metadata")]
     assert client_id not in urls

@@ -20,19 +20,19 @@ Login attempts are limited per username and source address with an
 :class:`~authward.core.attempt_limits.AttemptLimit` in the shared replay table (namespace
 ``login_password``; a stranger elsewhere cannot lock the owner out), and per source address for
 every username together (namespace ``login_address``, ``ADDRESS_FAILURES_PER_ACCOUNT_FAILURE``
-times the failures: password spraying), so every node sharing the database enforces one budget. The username is
-normalised (NFKC, case-folded, stripped) and only its digest is stored. After the CSRF check
-(a forged post counts nothing), each post first reads the lock marker, then takes a step (at
-most ``LOGIN_CHECKS_PER_FAILURE * max_failed_logins`` password checks per window, right or
-wrong: a cap on what concurrent guesses can squeeze in before the lock lands, set well above what
-a person signs in in a window); a wrong password, or any password for an
-unknown username, is a failure (``max_failed_logins`` per window of
-``failed_login_window_seconds``; defaults 10 per 900 s). Once the failures are spent, every post
-for that username, right password or wrong, known user or not, gets one generic 429 page with
-``Retry-After`` (the seconds left in the window) and the password is not even checked; a
-``login.locked`` event carries a short digest of the username, never the username or password.
-A successful sign-in does not reset the failures: the replay table has no delete, so the
-counters only expire with their window.
+times the failures: password spraying), so every node sharing the database enforces one budget.
+The username is normalised (NFKC, case-folded, stripped) and only its digest is stored. After
+the CSRF check (a forged post counts nothing), each post first reads the lock marker, then takes
+a step (at most ``LOGIN_CHECKS_PER_FAILURE * max_failed_logins`` password checks per window,
+right or wrong: a cap on what concurrent guesses can squeeze in before the lock lands, set well
+above what a person signs in in a window); a wrong password, or any password for an unknown
+username, is a failure (``max_failed_logins`` per window of ``failed_login_window_seconds``;
+defaults 10 per 900 s). Once the failures are spent, every post for that username, right
+password or wrong, known user or not, gets one generic 429 page with ``Retry-After`` (the
+seconds left in the window) and the password is not even checked; a ``login.locked`` event
+carries a short digest of the username, never the username or password. A successful sign-in
+does not reset the failures: the replay table has no delete, so the counters only expire with
+their window.
 
 Consent: :meth:`Pages.render_consent` renders the authorization endpoint's ``ConsentPrompt`` as a
 form that POSTs to ``prompt.action`` (the authorization endpoint) with the prompt's hidden form

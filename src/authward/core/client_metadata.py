@@ -13,9 +13,13 @@ Resolution, in this order (the first failure wins and is a typed :class:`Refused
 
 1. the URL grammar (:func:`check_client_id_url`);
 2. the host allow and block lists (:func:`host_allowed`);
-3. the cache (only validated documents are ever cached, so a hit is trusted);
+3. the cache (only validated documents are ever cached, so a hit is trusted), then this
+   process's memory of recent failures (``failure_cache_seconds``: a broken client id is
+   fetched at most once per that many seconds);
 4. on a miss, the SSRF-guarded fetch (``GuardedFetcher.get_json``: size and time limits, no
-   redirects, JSON content type, special-use addresses refused before any connection);
+   redirects, JSON content type, special-use addresses refused before any connection), one
+   per URL at a time in each process (concurrent requests for the same uncached client id
+   share one fetch);
 5. the JSON object decode and :func:`validate_document`;
 6. the cache put, fresh for the response's ``Cache-Control``/``Expires`` lifetime clamped to
    ``cache_ttl_bounds`` (``no-store`` and ``no-cache`` cache for the minimum bound, to cap the
@@ -35,6 +39,7 @@ secret.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -457,6 +462,10 @@ class ClientMetadataResolver:
         self._cache = cache
         self._fetcher = fetcher.with_loopback(settings.allow_loopback)
         self._clock = clock
+        #: URL -> the fetch in flight for it (single flight within this process).
+        self._in_flight: dict[str, asyncio.Future[ResolveOutcome]] = {}
+        #: URL -> (until, refusal): recent failures, oldest first, at most _MAX_FAILURES.
+        self._failures: dict[str, tuple[float, Refused]] = {}
 
     @property
     def is_enabled(self) -> bool:
@@ -486,6 +495,31 @@ class ClientMetadataResolver:
             client = self._client(cached.metadata)
             if client is not None:
                 return Resolved(client, cached.metadata, fetched=False)
+        failed = self._failures.get(url)
+        if failed is not None:
+            if failed[0] > now:
+                return failed[1]
+            del self._failures[url]
+        flight = self._in_flight.get(url)
+        if flight is None:
+            flight = asyncio.ensure_future(self._fetch_and_remember(url))
+            self._in_flight[url] = flight
+            flight.add_done_callback(lambda _done: self._in_flight.pop(url, None))
+        # Shielded: a waiter that is cancelled (its client went away) must not cancel the
+        # fetch the other waiters share.
+        return await asyncio.shield(flight)
+
+    async def _fetch_and_remember(self, url: str) -> ResolveOutcome:
+        outcome = await self._fetch(url)
+        seconds = self._settings.failure_cache_seconds
+        if isinstance(outcome, Refused) and seconds > 0:
+            if len(self._failures) >= _MAX_FAILURES:
+                del self._failures[next(iter(self._failures))]
+            self._failures[url] = (self._clock.now() + seconds, outcome)
+        return outcome
+
+    async def _fetch(self, url: str) -> ResolveOutcome:
+        settings = self._settings
         fetched = await self._fetcher.get_json(
             url,
             max_bytes=settings.max_document_bytes,
@@ -516,6 +550,10 @@ class ClientMetadataResolver:
         return to_client(
             metadata, require_same_origin=self._settings.require_same_origin_redirect_uri
         )
+
+
+#: The most failures one resolver remembers (the oldest is forgotten first).
+_MAX_FAILURES: Final = 1024
 
 
 def _no_constant(name: str) -> JsonValue:

@@ -215,10 +215,14 @@ class ClientIdMetadataSettings:
     allowed_hosts: tuple[str, ...] | None = None
     blocked_hosts: tuple[str, ...] = ()
     require_same_origin_redirect_uri: bool = True
+    #: Seconds a failed fetch or an unusable document is remembered in each process, so a
+    #: burst of requests for a broken client id costs one outbound fetch (0: not remembered).
+    failure_cache_seconds: int = 30
 
     def __post_init__(self) -> None:
         s = self.section
         _bool(f"{s}.enabled", self.enabled)
+        _int(f"{s}.failure_cache_seconds", self.failure_cache_seconds, minimum=0)
         _int(f"{s}.max_document_bytes", self.max_document_bytes, minimum=1)
         _int(f"{s}.request_timeout_ms", self.request_timeout_ms, minimum=1)
         bounds = self.cache_ttl_bounds

@@ -141,14 +141,8 @@ class AuthorizationServer:
     def _client_registry(self, *, basic_realm: str | None) -> ClientRegistry:
         if not self.settings.client_id_metadata.enabled:
             return self.policy.clients
-        resolver = ClientMetadataResolver(
-            self.settings.client_id_metadata,
-            cache=self.stores.client_metadata,
-            fetcher=self.fetcher,
-            clock=self.clock,
-        )
         return ClientMetadataRegistry(
-            resolver,
+            self._metadata_resolver,
             self.policy.clients,
             events=self.policy.events,
             clock=self.clock,
@@ -167,6 +161,17 @@ class AuthorizationServer:
         """The DPoP proof verifier configured from the settings and the shared stores (built
         once per server)."""
         return self._dpop_verifier
+
+    @functools.cached_property
+    def _metadata_resolver(self) -> ClientMetadataResolver:
+        """One CIMD resolver per server: it holds the in-flight fetches and recent failures
+        that every request of this process shares."""
+        return ClientMetadataResolver(
+            self.settings.client_id_metadata,
+            cache=self.stores.client_metadata,
+            fetcher=self.fetcher,
+            clock=self.clock,
+        )
 
     @functools.cached_property
     def _client_authenticator(self) -> ClientAuthenticator:
