@@ -15,9 +15,16 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-install: $(BIN)/.installed
+# openid-client 6 for the interop suite (tests/e2e/test_interop_openid_client.py), pinned by
+# its package-lock.json; needs Node.js 20+ and npm (the tests need it, `make run` does not).
+INTEROP := tests/e2e/interop
+$(INTEROP)/node_modules/.installed: $(INTEROP)/package.json $(INTEROP)/package-lock.json
+	cd $(INTEROP) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
-run: install
+install: $(BIN)/.installed $(INTEROP)/node_modules/.installed
+
+run: $(BIN)/.installed
 	$(BIN)/authward serve
 
 lint: install
@@ -41,4 +48,4 @@ bench-http: install
 	$(BIN)/python -m bench http $(BENCH_HTTP_ARGS)
 
 clean:
-	rm -rf $(VENV) var .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) var .mypy_cache .pytest_cache .ruff_cache $(INTEROP)/node_modules
