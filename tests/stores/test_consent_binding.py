@@ -31,6 +31,8 @@ class Request:
     scope: Sequence[str] | str | None = ("openid", "profile")
     code_challenge: str | None = CHALLENGE
     code_challenge_method: str | None = "S256"
+    state: str | None = "xyz"
+    nonce: str | None = "n-1"
 
 
 PARAMS: dict[str, object] = {
@@ -39,6 +41,8 @@ PARAMS: dict[str, object] = {
     "scope": "openid profile",
     "code_challenge": CHALLENGE,
     "code_challenge_method": "S256",
+    "state": "xyz",
+    "nonce": "n-1",
 }
 
 BASE = binding_from_request(Request(), "alice")
@@ -53,6 +57,8 @@ def test_request_fields_and_subject_are_mapped_into_the_binding() -> None:
         scope=("openid", "profile"),
         code_challenge=CHALLENGE,
         code_challenge_method="S256",
+        state="xyz",
+        nonce="n-1",
     )
     assert expected == BASE
 
@@ -108,8 +114,17 @@ def test_missing_scope_param_hashes_like_a_none_request_scope() -> None:
 
 def test_unknown_params_do_not_change_the_hash() -> None:
     """CON-26."""
-    noisy = {**PARAMS, "state": "xyz", "nonce": "n-1", "response_type": "code", "prompt": "none"}
+    noisy = {**PARAMS, "response_type": "code", "prompt": "none", "max_age": "60"}
     assert binding_hash(binding_from_params(noisy, "alice")) == binding_hash(BASE)
+
+
+@pytest.mark.parametrize("name", ["state", "nonce"])
+def test_state_and_nonce_are_part_of_the_binding(name: str) -> None:
+    """A grant approved for one request does not stand for another that differs only in
+    ``state`` or ``nonce`` (and one without them hashes apart from one with them)."""
+    other = binding_from_params({**PARAMS, name: "something-else"}, "alice")
+    missing = binding_from_params({k: v for k, v in PARAMS.items() if k != name}, "alice")
+    assert len({binding_hash(BASE), binding_hash(other), binding_hash(missing)}) == 3
 
 
 def test_hash_is_url_safe_base64_without_padding_and_stable() -> None:
@@ -118,7 +133,8 @@ def test_hash_is_url_safe_base64_without_padding_and_stable() -> None:
     assert re.fullmatch(r"[A-Za-z0-9_-]{43}", h)
     assert binding_hash(BASE) == h
     canonical = json.dumps(
-        ["alice", "client-1", "https://app.example/cb", ["openid", "profile"], CHALLENGE, "S256"],
+        ["alice", "client-1", "https://app.example/cb", ["openid", "profile"], CHALLENGE, "S256",
+         "xyz", "n-1"],
         separators=(",", ":"),
         ensure_ascii=False,
     )
@@ -199,7 +215,8 @@ def test_newline_in_a_field_cannot_make_two_bindings_collide(
 def test_non_ascii_fields_hash_as_utf8() -> None:
     b = replace(BASE, subject="ålice", scope=("é", "z", "Z"))
     canonical = (
-        '["ålice","client-1","https://app.example/cb",["Z","z","é"],"' + CHALLENGE + '","S256"]'
+        '["ålice","client-1","https://app.example/cb",["Z","z","é"],"' + CHALLENGE
+        + '","S256","xyz","n-1"]'
     )
     expected = base64.urlsafe_b64encode(hashlib.sha256(canonical.encode("utf-8")).digest())
     assert binding_hash(b) == expected.rstrip(b"=").decode()

@@ -30,6 +30,10 @@ class ConsentBinding:
     scope: tuple[str, ...]
     code_challenge: str | None
     code_challenge_method: str | None
+    #: The request's ``state`` and ``nonce``: a grant approved for one request cannot be
+    #: replayed for another that differs only in them.
+    state: str | None = None
+    nonce: str | None = None
 
 
 class ConsentRequest(Protocol):
@@ -49,6 +53,12 @@ class ConsentRequest(Protocol):
 
     @property
     def code_challenge_method(self) -> str | None: ...
+
+    @property
+    def state(self) -> str | None: ...
+
+    @property
+    def nonce(self) -> str | None: ...
 
 
 def binding_from_request(request: ConsentRequest, subject: str) -> ConsentBinding:
@@ -75,14 +85,16 @@ def binding_from_request(request: ConsentRequest, subject: str) -> ConsentBindin
         scope=scopes,
         code_challenge=_optional(request.code_challenge),
         code_challenge_method=_optional(request.code_challenge_method),
+        state=_optional(request.state),
+        nonce=_optional(request.nonce),
     )
 
 
 def binding_from_params(params: Mapping[str, object], subject: str) -> ConsentBinding:
     """The binding of raw string-keyed authorization params and ``subject`` (the mint side).
 
-    Reads only ``client_id``, ``redirect_uri``, ``scope``, ``code_challenge`` and
-    ``code_challenge_method``; other params are ignored. A missing scope gives ``()``; a scope
+    Reads only ``client_id``, ``redirect_uri``, ``scope``, ``code_challenge``,
+    ``code_challenge_method``, ``state`` and ``nonce``; other params are ignored. A missing scope gives ``()``; a scope
     string is split on the ASCII space with empty parts dropped; a list is taken as is.
     Missing PKCE fields give ``None``. Hashes identically to ``binding_from_request`` for the
     same request.
@@ -104,15 +116,18 @@ def binding_from_params(params: Mapping[str, object], subject: str) -> ConsentBi
         scope=scopes,
         code_challenge=_optional(params.get("code_challenge")),
         code_challenge_method=_optional(params.get("code_challenge_method")),
+        state=_optional(params.get("state")),
+        nonce=_optional(params.get("nonce")),
     )
 
 
 def binding_hash(binding: ConsentBinding) -> str:
     """The 43-character digest of the canonical JSON array of ``binding``.
 
-    ``[subject, client_id, redirect_uri, sorted(scope), challenge or "", method or ""]``,
-    compact separators, non-ASCII kept as UTF-8, then ``digest()``. Scope order does not
-    matter, duplicates do; ``None`` and ``""`` PKCE values hash the same.
+    ``[subject, client_id, redirect_uri, sorted(scope), challenge or "", method or "",
+    state or "", nonce or ""]``, compact separators, non-ASCII kept as UTF-8, then
+    ``digest()``. Scope order does not matter, duplicates do; ``None`` and ``""`` hash the
+    same for the optional values.
     """
     canonical = json.dumps(
         [
@@ -122,6 +137,8 @@ def binding_hash(binding: ConsentBinding) -> str:
             sorted(binding.scope),
             binding.code_challenge or "",
             binding.code_challenge_method or "",
+            binding.state or "",
+            binding.nonce or "",
         ],
         separators=(",", ":"),
         ensure_ascii=False,
