@@ -94,8 +94,9 @@ def binding_from_params(params: Mapping[str, object], subject: str) -> ConsentBi
     """The binding of raw string-keyed authorization params and ``subject`` (the mint side).
 
     Reads only ``client_id``, ``redirect_uri``, ``scope``, ``code_challenge``,
-    ``code_challenge_method``, ``state`` and ``nonce``; other params are ignored. A missing scope gives ``()``; a scope
-    string is split on the ASCII space with empty parts dropped; a list is taken as is.
+    ``code_challenge_method``, ``state`` and ``nonce``; other params are ignored. A missing
+    scope gives ``()``; a scope string is split on the ASCII space with empty parts dropped; a
+    list is taken as is.
     Missing PKCE fields give ``None``. Hashes identically to ``binding_from_request`` for the
     same request.
     """
