@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 
 import pytest
@@ -48,6 +49,18 @@ def test_envelope_round_trips_and_hides_the_token() -> None:
     assert env["kid"] == "k1"
     assert "plaintext-successor" not in json.dumps(env)
     assert cipher.open(env, parent_hash=PARENT, family_id=FAMILY, generation=3) == SUCC
+
+
+def test_the_kept_access_token_round_trips_sealed() -> None:
+    """The access token answered with the successor travels in the same sealed envelope (an
+    honest retry gets it back); an envelope without one opens with None."""
+    cipher = SuccessorCipher({"k1": KEY_A})
+    kept = dataclasses.replace(SUCC, access_token="eyJ.the-access-token.sig")
+    env = cipher.seal(kept, parent_hash=PARENT, family_id=FAMILY)
+    assert "the-access-token" not in json.dumps(dict(env))
+    opened = cipher.open(env, parent_hash=PARENT, family_id=FAMILY, generation=3)
+    assert opened == kept
+    assert SUCC.access_token is None
 
 
 def test_each_envelope_uses_a_fresh_nonce() -> None:

@@ -281,6 +281,9 @@ class Settings:
     access_token_ttl: int = 900
     refresh_token_ttl: int = 1_209_600
     refresh_token_rotation_grace_seconds: int = 0
+    #: With a grace window: how many honest retries of one rotated refresh token are answered
+    #: (each is an event); the next one counts as reuse and revokes the family.
+    refresh_token_rotation_max_retries: int = 2
     refresh_successor_keys: tuple[SuccessorKey, ...] = ()
     refresh_successor_active_kid: str | None = None
     par_ttl: int = 90
@@ -319,6 +322,11 @@ class Settings:
             "refresh_token_rotation_grace_seconds",
             self.refresh_token_rotation_grace_seconds,
             minimum=0,
+        )
+        _int(
+            "refresh_token_rotation_max_retries",
+            self.refresh_token_rotation_max_retries,
+            minimum=1,
         )
         if self.sweep_interval_seconds is not None:
             _int("sweep_interval_seconds", self.sweep_interval_seconds, minimum=1)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -120,6 +120,8 @@ class RotationGranted:
     context: RefreshData
     expires_at: int
     retried: bool
+    #: For a retry: the access token kept with the successor (None when none was kept).
+    access_token: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,12 +196,16 @@ class RefreshRotation:
         resource: Sequence[str] | None = None,
         dpop_jkt: str | None = None,
         now: float | None = None,
+        access_token_for: Callable[[RefreshData], str] | None = None,
     ) -> RotationOutcome:
         """Rotate the presented refresh token (spec §3.2.7).
 
         ``client_id`` is the authenticated client (None if none); ``scope`` and ``resource``
         are the requested narrowing (None keeps the grant); ``dpop_jkt`` is the proof key's
-        thumbprint, passed by the token endpoint for public clients only.
+        thumbprint, passed by the token endpoint for public clients only. With a grace window,
+        ``access_token_for(context)`` mints the access token answered with the successor before
+        the rotation is written, so it is kept (sealed) with the successor and an honest retry
+        gets the same one back (``RotationGranted.access_token``).
         """
         at = self._now(now)
         parent_hash = digest(presented)
@@ -239,6 +245,7 @@ class RefreshRotation:
                 generation=child.generation,
                 context=context,
                 retry_until=math.floor(at) + self._grace,
+                access_token=access_token_for(context) if access_token_for else None,
             )
             if self._grace > 0
             else None
@@ -324,6 +331,7 @@ class RefreshRotation:
             context=successor.context,
             expires_at=live.entry.expires_at,
             retried=True,
+            access_token=successor.access_token,
         )
 
     def _now(self, now: float | None) -> float:

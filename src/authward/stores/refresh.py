@@ -50,6 +50,9 @@ class Successor:
     generation: int
     context: RefreshData
     retry_until: int | None
+    #: The access token answered with the successor (a JWT), so an honest retry is answered
+    #: with the same one instead of a new one; None when none was kept.
+    access_token: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -135,7 +135,9 @@ class SuccessorCipher:
 def successor_to_json(successor: Successor) -> dict[str, Any]:
     """The JSON object form of ``successor`` (plaintext of an envelope)."""
     c = successor.context
+    extra = {} if successor.access_token is None else {"access_token": successor.access_token}
     return {
+        **extra,
         "token": successor.token,
         "generation": successor.generation,
         "retry_until": successor.retry_until,
@@ -160,7 +162,10 @@ def successor_from_json(payload: object) -> Successor | None:
         return None
     token, generation, context = (payload.get(k) for k in ("token", "generation", "context"))
     retry_until = payload.get("retry_until")
+    access_token = payload.get("access_token")
     if not isinstance(token, str) or not token or not _is_int(generation):
+        return None
+    if access_token is not None and not isinstance(access_token, str):
         return None
     if retry_until is not None and not _is_int(retry_until):
         return None
@@ -186,6 +191,7 @@ def successor_from_json(payload: object) -> Successor | None:
         token=token,
         generation=generation,
         retry_until=retry_until,
+        access_token=access_token,
         context=RefreshData(
             subject=subject,
             scope=tuple(scope),

@@ -181,3 +181,37 @@ async def test_missing_unknown_foreign_or_expired_refresh_token(db: Db) -> None:
     assert error_of(foreign) == (400, "invalid_grant")
     kit.clock.advance(100)
     assert error_of(await call(kit, refresh_form(first))) == (400, "invalid_grant")
+
+
+async def test_retries_in_the_grace_window_are_bounded_and_each_is_an_event(db: Db) -> None:
+    """A retry inside the window gets the same successor and the same access token, at most
+    ``refresh_token_rotation_max_retries`` times per rotation, each one a
+    ``refresh_token.retried`` event; the next is reuse: invalid_grant and the family revoked,
+    so a replayer cannot stay in sync for ever."""
+    kit = build(db, refresh_token_rotation_grace_seconds=60, refresh_token_rotation_max_retries=2)
+    first = await first_refresh_token(kit)
+    rotated = ok(await call(kit, refresh_form(first)))
+    for _ in range(2):
+        kit.clock.advance(1)
+        retried = ok(await call(kit, refresh_form(first)))
+        assert retried["refresh_token"] == rotated["refresh_token"]
+        assert retried["access_token"] == rotated["access_token"]  # the same, not a new one
+    retries = [e.data["retry"] for e in kit.events.events if e.name == "refresh_token.retried"]
+    assert retries == [1, 2]
+    kit.clock.advance(1)
+    assert error_of(await call(kit, refresh_form(first))) == (400, "invalid_grant")
+    assert error_of(await call(kit, refresh_form(str(rotated["refresh_token"])))) == (
+        400,
+        "invalid_grant",
+    )
+    reused = [e.data for e in kit.events.events if e.name == "refresh_token.reused"]
+    assert {"client_id": "web-app", "reason": "too_many_retries"} in reused
+
+
+async def test_each_rotation_has_its_own_retry_budget(db: Db) -> None:
+    kit = build(db, refresh_token_rotation_grace_seconds=60, refresh_token_rotation_max_retries=1)
+    first = await first_refresh_token(kit)
+    second = ok(await call(kit, refresh_form(first)))["refresh_token"]
+    assert ok(await call(kit, refresh_form(first)))["refresh_token"] == second
+    third = ok(await call(kit, refresh_form(str(second))))["refresh_token"]
+    assert ok(await call(kit, refresh_form(str(second))))["refresh_token"] == third
