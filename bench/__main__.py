@@ -1,7 +1,8 @@
 """Run the benchmarks: ``python -m bench [--iterations N] [--engines sqlite,postgresql]
 [--flow-rounds N]``: the store operations on each engine, then the flow figures (logout
 fan-out) on SQLite. ``python -m bench http [...]``: the HTTP benchmark of ``authward serve``
-against a floor app (``python -m bench http --help``)."""
+against a floor app (``python -m bench http --help``). ``python -m bench client-timing``: whether
+the token endpoint's answer time tells which client_ids exist."""
 
 from __future__ import annotations
 
@@ -32,4 +33,8 @@ if sys.argv[1:2] == ["http"]:
     from bench.http.cli import main
 
     sys.exit(main(sys.argv[2:]))
+if sys.argv[1:2] == ["client-timing"]:
+    from bench.client_timing import main as timing_main
+
+    sys.exit(timing_main(sys.argv[2:]))
 _stores_and_flows()

@@ -53,6 +53,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import json
 import math
 import re
@@ -292,7 +293,7 @@ class ClientAuthenticator:
         ignored) and one counted failure, as a wrong secret would cost (module docstring)."""
         if presented.method not in _SECRET_METHODS:
             return
-        placeholder = Client(presented.client_id, "confidential", presented.method)
+        placeholder = _placeholder_client(presented.client_id, presented.method)
         await self._registry.verify_client_secret(placeholder, presented.secret or "")
         self._count_failure(presented, address)
 
@@ -533,3 +534,11 @@ def _media_subtype(typ: str) -> str:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _placeholder_client(client_id: str, method: TokenEndpointAuthMethod) -> Client:
+    """The record an unknown client_id is checked against (never issued by any registry).
+    Cached: building a ``Client`` costs microseconds that a known client's path does not
+    spend, and a prober asking about one id again and again must see the same time."""
+    return Client(client_id, "confidential", method)

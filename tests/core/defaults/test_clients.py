@@ -188,6 +188,30 @@ async def test_spent_argon2_budget_refuses_without_argon2_but_passes_a_remembere
     assert hasher.verifies == spent + 1  # a new window: argon2 again
 
 
+async def test_an_unknown_client_id_spends_argon2_and_its_budget_like_a_known_one() -> None:
+    """Issue 11 item 5: no existence oracle by timing. Wrong secrets for a known argon2 client
+    and for an unknown client_id run the same argon2 verifications, and both stop running them
+    once the budget of that client_id is spent, so the answer times stay alike over any
+    number of attempts."""
+    hasher = CountingHasher()
+    clock = FrozenClock(1_200.0)
+    reg = FileClientRegistry(
+        {"web": Client("web", "confidential", "client_secret_basic")},
+        {"web": (hash_secret("chosen", hasher=CHEAP),)},
+        hasher=hasher, argon2_failure_budget=FailureBudget(max_failures=3, window_seconds=60),
+        clock=clock,
+    )
+    known = await client_of(reg)
+    unknown = Client("nobody", "confidential", "client_secret_basic")
+    counts = {}
+    for client in (known, unknown):
+        before = hasher.verifies
+        for _ in range(5):
+            assert await reg.verify_client_secret(client, "guess") is False
+        counts[client.client_id] = hasher.verifies - before
+    assert counts == {"web": 3, "nobody": 3}
+
+
 async def test_fast_digests_are_never_locked_by_failures() -> None:
     reg = registry(entry())
     web = await client_of(reg)

@@ -187,7 +187,7 @@ class FileClientRegistry:
         mine = self._clients.get(client.client_id) if isinstance(client, Client) else None
         stored = self._secrets.get(client.client_id) if mine == client else None
         if stored is None or not (stored.fast or stored.argon2):
-            await self._spend_placeholder(presented_secret)
+            await self._spend_placeholder(client.client_id, presented_secret)
             return False
         if fast_digest_matches(stored.fast, presented_secret):
             return True
@@ -207,10 +207,23 @@ class FileClientRegistry:
         self._cache.remember(client.client_id, stored.argon2, presented_secret)
         return True
 
-    async def _spend_placeholder(self, presented_secret: str) -> None:
-        """The work of a wrong secret in this registry, for a client it does not know."""
+    async def _spend_placeholder(self, client_id: str, presented_secret: str) -> None:
+        """The work of a wrong secret in this registry, for a client it does not know,
+        including the argon2 budget per client_id: an unknown id's placeholder verifications
+        are counted and stop when its budget is spent, exactly as a known client's do, so the
+        answer time never tells whether a client_id exists."""
         if self._argon2_placeholder:
+            # the steps of a known client's miss, in order: fast digests, the success cache,
+            # the budget, then argon2
+            fast_digest_matches((), presented_secret)
+            if isinstance(presented_secret, str) and presented_secret:
+                self._cache.seen(client_id, (), presented_secret)
+            limiter, now = self._argon2_failures, self._clock.now()
+            if limiter is not None and limiter.retry_after(client_id, now) is not None:
+                return
             await self._verifier.verify((), presented_secret)
+            if limiter is not None:
+                limiter.fail(client_id, now)
         else:
             fast_digest_matches((), presented_secret)
 
