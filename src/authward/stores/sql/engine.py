@@ -115,6 +115,22 @@ def ping_idle_connections(
             raise DisconnectionError("pooled connection failed its idle check") from exc
 
 
+def _set_wal(cursor: Any) -> None:
+    """``PRAGMA journal_mode=WAL``, retried while another connection holds the lock it needs:
+    switching a new file to WAL takes an exclusive lock without consulting the busy handler,
+    so two nodes opening a new database at once would otherwise fail with "database is
+    locked". Gives up (raises) after the busy timeout, as any other statement would."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _create_sqlite_engine(url: URL, engine_options: dict[str, Any]) -> AsyncEngine:
     check_sqlite_version()
     options: dict[str, Any] = {}
@@ -135,7 +151,7 @@ def _create_sqlite_engine(url: URL, engine_options: dict[str, Any]) -> AsyncEngi
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         if not in_memory:
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _set_wal(cursor)
             cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
