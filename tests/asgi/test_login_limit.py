@@ -7,14 +7,15 @@ on SQLite and PostgreSQL; the clock is frozen at ``T0`` (a multiple of the 60 s 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import httpx
 import pytest
 
 from authward.asgi import LoginPage, create_app
-from authward.asgi.pages import LOGIN_CHECKS_PER_FAILURE, login_identifier
-from authward.core.attempt_limits import identifier_digest
+from authward.asgi.pages import DEFAULT_LOGIN_DELAY, LOGIN_CHECKS_PER_FAILURE, login_identifier
+from authward.core.attempt_limits import GrowingDelay, identifier_digest
 from authward.core.defaults import FileUserDirectory, SignedCookieLogin
 from tests.asgi.test_pages import RETURN_TO, hidden, sign_in, users
 from tests.core.endpoints import kit
@@ -42,17 +43,26 @@ class Setup:
     users: CountingUsers
     k: kit.Kit
     app: object
+    #: (seconds waited, password checks done before the wait): the page's injected sleep.
+    sleeps: list[tuple[float, int]]
 
 
-def setup(db: Db, *, failures: int = 3, window: int = 60) -> Setup:
+def setup(
+    db: Db, *, failures: int = 3, window: int = 60, delay: GrowingDelay = DEFAULT_LOGIN_DELAY
+) -> Setup:
     k = kit.build(db)
     session = SignedCookieLogin(b"s" * 32, issuer=kit.ISSUER, clock=k.clock)
     counting = CountingUsers(users())
+    sleeps: list[tuple[float, int]] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append((seconds, counting.checks))
+
     page = LoginPage(counting, session, max_failed_logins=failures,
-                     failed_login_window_seconds=window)
+                     failed_login_window_seconds=window, delay=delay, sleep=sleep)
     app = create_app(k.server, login_page=page)
     client = client_from(app, "127.0.0.1")
-    return Setup(client, counting, k, app)
+    return Setup(client, counting, k, app, sleeps)
 
 
 def client_from(app: object, address: str) -> httpx.AsyncClient:
@@ -270,3 +280,67 @@ async def test_one_address_spraying_many_usernames_is_stopped(db: Db) -> None:
         assert_locked(await sign_in(s.client, return_to=RETURN_TO, username="fresh-name"))
         assert_locked(await sign_in(s.client, return_to=RETURN_TO))
         assert signed_in(await sign_in(other, return_to=RETURN_TO))
+
+
+async def test_failures_past_the_free_ones_delay_each_next_check_growing(db: Db) -> None:
+    """Three posts cost nothing; once three failures are recorded each post waits 1, 2, 4, 8,
+    8 s before its password is checked, the right password included (so an early answer
+    would tell nothing)."""
+    s = setup(db, failures=10)
+    async with s.client:
+        for _ in range(7):
+            assert BAD_TEXT in (await sign_in(s.client, return_to=RETURN_TO, password="no")).text
+        right = await sign_in(s.client, return_to=RETURN_TO)
+    assert signed_in(right)
+    # (wait, checks done before it): every wait comes before that post's check
+    assert s.sleeps == [(1.0, 3), (2.0, 4), (4.0, 5), (8.0, 6), (8.0, 7)]
+    assert s.users.checks == 8
+
+
+async def test_the_delay_counts_per_username_and_address(db: Db) -> None:
+    """A stranger's failures slow the stranger, not the owner elsewhere or another username."""
+    s = setup(db, failures=10)
+    stranger = client_from(s.app, "127.0.0.2")
+    async with s.client, stranger:
+        for _ in range(5):
+            await sign_in(stranger, return_to=RETURN_TO, password="nope")
+        assert [seconds for seconds, _ in s.sleeps] == [1.0, 2.0]
+        assert signed_in(await sign_in(s.client, return_to=RETURN_TO))
+        await sign_in(stranger, return_to=RETURN_TO, username="bob", password="nope")
+        assert [seconds for seconds, _ in s.sleeps] == [1.0, 2.0]
+        await sign_in(stranger, return_to=RETURN_TO, password="nope")
+    assert [seconds for seconds, _ in s.sleeps] == [1.0, 2.0, 4.0]
+
+
+async def test_the_delay_ends_with_the_window(db: Db) -> None:
+    s = setup(db, failures=10)
+    async with s.client:
+        for _ in range(5):
+            await sign_in(s.client, return_to=RETURN_TO, password="nope")
+        s.k.clock.advance(60)
+        assert signed_in(await sign_in(s.client, return_to=RETURN_TO))
+    assert [seconds for seconds, _ in s.sleeps] == [1.0, 2.0]
+
+
+async def test_a_zero_delay_turns_it_off(db: Db) -> None:
+    s = setup(db, failures=10, delay=GrowingDelay(first_seconds=0, max_seconds=0))
+    async with s.client:
+        for _ in range(6):
+            await sign_in(s.client, return_to=RETURN_TO, password="nope")
+    assert s.sleeps == []
+    assert s.users.checks == 6
+
+
+async def test_the_default_delay_really_waits(db: Db) -> None:
+    """The default ``sleep`` is ``asyncio.sleep``: with a 0.2 s first delay and no free
+    failure, the second post takes at least that long (a lower bound, never a timing limit)."""
+    k = kit.build(db)
+    session = SignedCookieLogin(b"s" * 32, issuer=kit.ISSUER, clock=k.clock)
+    page = LoginPage(users(), session, max_failed_logins=5, failed_login_window_seconds=60,
+                     delay=GrowingDelay(free_failures=0, first_seconds=0.2, max_seconds=0.2))
+    client = client_from(create_app(k.server, login_page=page), "127.0.0.1")
+    async with client:
+        await sign_in(client, return_to=RETURN_TO, password="nope")
+        started = time.monotonic()
+        await sign_in(client, return_to=RETURN_TO, password="nope")
+        assert time.monotonic() - started >= 0.2

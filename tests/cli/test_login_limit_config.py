@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from authward.cli.wiring import load_host_config
+from authward.core.attempt_limits import GrowingDelay
 from authward.core.defaults import HostFileError
 
 
@@ -25,6 +26,27 @@ def test_defaults_are_ten_failures_per_fifteen_minutes(tmp_path: Path) -> None:
     assert (host.max_failed_logins, host.failed_login_window_seconds) == (10, 900)
     empty = load_host_config(None)
     assert (empty.max_failed_logins, empty.failed_login_window_seconds) == (10, 900)
+
+
+def test_the_growing_delay_defaults_to_two_free_failures_then_1_to_8_seconds(
+    tmp_path: Path,
+) -> None:
+    assert load_host_config(host_file(tmp_path, "")).login_delay == GrowingDelay(2, 1.0, 8.0)
+    assert load_host_config(None).login_delay == GrowingDelay(2, 1.0, 8.0)
+
+
+def test_the_growing_delay_keys_are_read(tmp_path: Path) -> None:
+    host = load_host_config(
+        host_file(
+            tmp_path,
+            "free_failures = 0\nfailure_delay_seconds = 0.5\nmax_failure_delay_seconds = 30",
+        )
+    )
+    assert host.login_delay == GrowingDelay(0, 0.5, 30.0)
+    off = load_host_config(
+        host_file(tmp_path, "failure_delay_seconds = 0\nmax_failure_delay_seconds = 0")
+    )
+    assert off.login_delay.seconds(100) == 0
 
 
 def test_both_keys_are_read(tmp_path: Path) -> None:
@@ -47,6 +69,15 @@ def test_both_keys_are_read(tmp_path: Path) -> None:
         ("failed_login_window_seconds = 1.5", "failed_login_window_seconds"),
         ('failed_login_window_seconds = "900"', "failed_login_window_seconds"),
         ("failed_login_window_seconds = false", "failed_login_window_seconds"),
+        ("free_failures = -1", "free_failures"),
+        ("free_failures = 1.5", "free_failures"),
+        ("failure_delay_seconds = -1", "failure_delay_seconds"),
+        ("failure_delay_seconds = 61", "failure_delay_seconds"),
+        ('failure_delay_seconds = "1"', "failure_delay_seconds"),
+        ("failure_delay_seconds = true", "failure_delay_seconds"),
+        ("failure_delay_seconds = nan", "failure_delay_seconds"),
+        ("max_failure_delay_seconds = inf", "max_failure_delay_seconds"),
+        ("failure_delay_seconds = 9", "max_failure_delay_seconds"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_key(tmp_path: Path, line: str, key: str) -> None:

@@ -15,6 +15,7 @@ from authward.core.attempt_limits import (
     AttemptLimit,
     AttemptsLeft,
     AttemptWindow,
+    GrowingDelay,
     Locked,
     Proceed,
     identifier_digest,
@@ -177,3 +178,46 @@ async def test_asking_locked_reads_only_and_costs_no_budget(db: Db) -> None:
     assert await at(kit).locked() == Locked(60)
     # three failure keys and the lock marker; no step was claimed by any check
     assert len(await db.rows(db.tables.dpop_replays)) == 4
+
+
+async def test_failures_counts_the_recorded_failures_and_claims_nothing(db: Db) -> None:
+    """A binary search over the failure keys: right after every failure, up to the lock, and
+    the number of rows stays what the failures wrote."""
+    kit = build(db)
+    lim = limit(failures=7, steps=1)
+    assert await at(kit, lim=lim).failures() == 0
+    for k in range(1, 8):
+        await at(kit, lim=lim).fail()
+        assert await at(kit, lim=lim).failures() == k
+        assert await at(kit, "bob", lim=lim).failures() == 0
+    # seven failure keys and the lock marker: counting wrote nothing
+    assert len(await db.rows(db.tables.dpop_replays)) == 8
+    kit.clock.advance(60)
+    assert await at(kit, lim=lim).failures() == 0
+
+
+def test_the_growing_delay_is_free_then_doubles_up_to_its_cap() -> None:
+    delay = GrowingDelay()
+    assert [delay.seconds(k) for k in range(8)] == [0, 0, 0, 1, 2, 4, 8, 8]
+    assert GrowingDelay(free_failures=0, first_seconds=0.5, max_seconds=3).seconds(1) == 0.5
+    assert GrowingDelay(free_failures=0, first_seconds=0.5, max_seconds=3).seconds(4) == 3
+    assert GrowingDelay(first_seconds=0, max_seconds=0).seconds(100) == 0
+    assert GrowingDelay().seconds(10**6) == 8
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        ((-1, 1.0, 8.0), "free_failures"),
+        ((2, -1.0, 8.0), "first_seconds"),
+        ((2, float("nan"), 8.0), "first_seconds"),
+        ((2, 1.0, float("inf")), "max_seconds"),
+        ((2, True, 8.0), "first_seconds"),
+        ((2, 4.0, 2.0), "at least first_seconds"),
+    ],
+)
+def test_the_growing_delay_refuses_bad_parameters(
+    args: tuple[int, float, float], match: str
+) -> None:
+    with pytest.raises(ValueError, match=match):
+        GrowingDelay(*args)

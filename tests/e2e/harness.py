@@ -372,8 +372,11 @@ def config_text(
             {
                 "cookie_secret": "e2e-login-cookie-secret-0123456789abcdef",
                 # one user signs in for every test of a shared deployment: keep the login
-                # limit out of the way unless a test sets its own (test_login_limit)
+                # limit and its growing delay out of the way unless a test sets its own
+                # (test_login_limit)
                 "max_failed_logins": 1000,
+                "failure_delay_seconds": 0,
+                "max_failure_delay_seconds": 0,
                 **(login or {}),
             },
         )

@@ -2,12 +2,14 @@
 
 Spec: RFC 6749 §10.10 and RFC 6819 §5.1.4.2.3 (bound password guessing per account); RFC 6585
 §4 (429 with ``Retry-After``); RFC 6749 §10.12 (the CSRF check comes first). Two nodes share
-one database (SQLite file or PostgreSQL) configured with ``[login] max_failed_logins = 3``; the
-failures are spread over both nodes, and the lock is seen on both.
+one database (SQLite file or PostgreSQL) configured with ``[login] max_failed_logins = 3`` and
+a short growing delay; the failures are spread over both nodes, and the lock and the delay are
+seen on both.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +25,8 @@ from tests.e2e.test_two_nodes import via
 #: Windows are fixed (aligned to the epoch): a day-long one makes it vanishingly unlikely that
 #: the few seconds of this test straddle a window boundary and split the failures.
 WINDOW = 86_400
+#: The growing delay configured here: one free failure, then this long before each check.
+DELAY = 0.4
 LOCKED_TEXT = "Too many sign-in attempts for this account."
 BAD_TEXT = "The username or password is not correct."
 
@@ -36,7 +40,13 @@ def limited(
         kind,
         tmp_path_factory.mktemp(f"e2e-login-limit-{kind}"),
         e2e_keys,
-        login={"max_failed_logins": 3, "failed_login_window_seconds": WINDOW},
+        login={
+            "max_failed_logins": 3,
+            "failed_login_window_seconds": WINDOW,
+            "free_failures": 1,
+            "failure_delay_seconds": DELAY,
+            "max_failure_delay_seconds": DELAY,
+        },
         nodes=2,
     ) as running:
         yield running
@@ -88,3 +98,19 @@ async def test_failures_on_both_nodes_lock_the_username_everywhere(limited: Depl
         )
         assert forged.status_code == 400
         assert not signed_in(forged)
+
+
+async def test_the_growing_delay_set_in_the_host_file_holds_across_nodes(
+    limited: Deployment,
+) -> None:
+    """Two failures on node A (one free, so no wait yet); the next post, on node B, waits the
+    configured delay before its check (a lower bound on its duration, never an upper one)."""
+    async with via(limited, 0) as node_a, via(limited, 1) as node_b:
+        first = await attempt(node_a, "delayed-name", "guess")
+        assert BAD_TEXT in first.text
+        second = await attempt(node_a, "delayed-name", "guess")
+        assert BAD_TEXT in second.text
+        started = time.monotonic()
+        third = await attempt(node_b, "delayed-name", "guess")
+        assert time.monotonic() - started >= DELAY
+        assert BAD_TEXT in third.text

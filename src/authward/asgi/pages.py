@@ -34,6 +34,13 @@ carries a short digest of the username, never the username or password. A succes
 does not reset the failures: the replay table has no delete, so the counters only expire with
 their window.
 
+Before the lock, failures slow a guesser down: once a username has more than
+``GrowingDelay.free_failures`` failures from one address in the window (default 2), each further
+post from there waits ``first_seconds`` (1 s), doubling per failure up to ``max_seconds`` (8 s),
+before its password is checked, right or wrong (so an early answer reveals nothing). The
+failures are counted from the shared keys, so the delay holds across nodes; the wait is an
+``await`` that costs no CPU, and concurrent posts are still capped by the steps.
+
 Consent: :meth:`Pages.render_consent` renders the authorization endpoint's ``ConsentPrompt`` as a
 form that POSTs to ``prompt.action`` (the authorization endpoint) with the prompt's hidden form
 fields, its ``consent_token`` and a ``decision`` button (``approve`` or ``deny``).
@@ -44,10 +51,11 @@ Other forms (device verification, sign-out confirmation) use the same double sub
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import secrets
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol
@@ -63,6 +71,7 @@ from authward.core.attempt_limits import (
     AttemptLimit,
     AttemptsLeft,
     AttemptWindow,
+    GrowingDelay,
     Locked,
     identifier_digest,
 )
@@ -76,6 +85,7 @@ from authward.core.server import AuthorizationServer
 __all__ = [
     "CSRF_COOKIE",
     "DEFAULT_FAILED_LOGIN_WINDOW_SECONDS",
+    "DEFAULT_LOGIN_DELAY",
     "DEFAULT_MAX_FAILED_LOGINS",
     "LOGIN_ATTEMPTS_NAMESPACE",
     "SCOPE_DESCRIPTIONS",
@@ -123,6 +133,9 @@ LOGIN_CHECKS_PER_FAILURE: Final = 10
 #: Failed sign-ins allowed per username and window (OWASP: a small number).
 DEFAULT_MAX_FAILED_LOGINS: Final = 10
 DEFAULT_FAILED_LOGIN_WINDOW_SECONDS: Final = 900
+#: No wait while two failures or fewer are recorded, then 1, 2, 4, 8, 8... seconds before
+#: each further check.
+DEFAULT_LOGIN_DELAY: Final = GrowingDelay()
 
 
 class PasswordVerifier(Protocol):
@@ -159,12 +172,16 @@ class ConsentPromptView(Protocol):
 class LoginPage:
     """The default login page's collaborators: who may sign in and the session cookie, and the
     per-username limit of ``max_failed_logins`` failed sign-ins per window of
-    ``failed_login_window_seconds`` (``ValueError`` when either is not a positive integer)."""
+    ``failed_login_window_seconds`` (``ValueError`` when either is not a positive integer),
+    the ``delay`` before each check once a username's failures from one address pass its free
+    count, and how to wait it (``sleep``: ``asyncio.sleep`` unless a test injects its own)."""
 
     users: PasswordVerifier
     session: SignedCookieLogin
     max_failed_logins: int = DEFAULT_MAX_FAILED_LOGINS
     failed_login_window_seconds: int = DEFAULT_FAILED_LOGIN_WINDOW_SECONDS
+    delay: GrowingDelay = DEFAULT_LOGIN_DELAY
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep
 
     def __post_init__(self) -> None:
         for name in ("max_failed_logins", "failed_login_window_seconds"):
@@ -349,6 +366,10 @@ class Pages:
         for attempts in windows:
             if isinstance(await attempts.step(), Locked):
                 return await self._login_locked(login, attempts, identifier, return_to, username)
+        if login.delay.first_seconds > 0:
+            wait = login.delay.seconds(await windows[1].failures())
+            if wait > 0:
+                await login.sleep(wait)
         subject = await login.users.verify_password(username, password)
         if subject is None:
             for attempts in windows:

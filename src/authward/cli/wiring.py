@@ -30,7 +30,10 @@ The host file (``config_file``) is one TOML document:
   passwords as argon2 hashes, all argon2 work through one bounded verifier);
 * ``[login]``: ``cookie_secret`` (at least 32 bytes, shared by every worker and node), an
   optional ``lifetime`` in seconds, and the failed sign-in limit per username
-  ``max_failed_logins`` (default 10) per ``failed_login_window_seconds`` (default 900);
+  ``max_failed_logins`` (default 10) per ``failed_login_window_seconds`` (default 900), and the
+  growing delay before each check once ``free_failures`` (default 2) are spent:
+  ``failure_delay_seconds`` (default 1, 0 turns it off) doubling up to
+  ``max_failure_delay_seconds`` (default 8);
 * ``[consent]``: optional ``first_party_clients``, client ids that never show the consent page.
 """
 
@@ -51,10 +54,12 @@ from authward.asgi.app import App, Resource, create_app
 from authward.asgi.demo import demo_routes
 from authward.asgi.pages import (
     DEFAULT_FAILED_LOGIN_WINDOW_SECONDS,
+    DEFAULT_LOGIN_DELAY,
     DEFAULT_MAX_FAILED_LOGINS,
     LoginPage,
 )
 from authward.cli.sweep import tables_on
+from authward.core.attempt_limits import GrowingDelay
 from authward.core.clock import Clock, SystemClock
 from authward.core.config import Settings, SettingsError
 from authward.core.defaults import (
@@ -100,7 +105,15 @@ _LOG = logging.getLogger("authward.cli")
 #: How long a default login session lasts unless ``[login] lifetime`` says otherwise.
 DEFAULT_LOGIN_LIFETIME: Final = 8 * 3600
 _LOGIN_KEYS: Final = frozenset(
-    {"cookie_secret", "lifetime", "max_failed_logins", "failed_login_window_seconds"}
+    {
+        "cookie_secret",
+        "lifetime",
+        "max_failed_logins",
+        "failed_login_window_seconds",
+        "free_failures",
+        "failure_delay_seconds",
+        "max_failure_delay_seconds",
+    }
 )
 _CONSENT_KEYS: Final = frozenset({"first_party_clients"})
 #: Upper bound of ``[login] max_failed_logins``: a locked check scans up to twice this many
@@ -119,6 +132,7 @@ class HostConfig:
     first_party_clients: tuple[str, ...]
     max_failed_logins: int = DEFAULT_MAX_FAILED_LOGINS
     failed_login_window_seconds: int = DEFAULT_FAILED_LOGIN_WINDOW_SECONDS
+    login_delay: GrowingDelay = DEFAULT_LOGIN_DELAY
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +216,7 @@ def load_host_config(
         raise HostFileError(
             "login.failed_login_window_seconds", "must be a positive number of seconds"
         )
+    login_delay = _login_delay(login)
     consent = table("consent", document.get("consent", {}))
     check_keys("consent", consent, _CONSENT_KEYS)
     first_party = consent.get("first_party_clients", [])
@@ -217,7 +232,30 @@ def load_host_config(
         first_party_clients=tuple(first_party),
         max_failed_logins=max_failed,
         failed_login_window_seconds=failure_window,
+        login_delay=login_delay,
     )
+
+
+def _login_delay(login: Mapping[str, object]) -> GrowingDelay:
+    """``[login]``'s growing delay (``HostFileError`` naming the bad key)."""
+    default = DEFAULT_LOGIN_DELAY
+    free = login.get("free_failures", default.free_failures)
+    if type(free) is not int or free < 0:
+        raise HostFileError("login.free_failures", "must be an integer of at least 0")
+    seconds: dict[str, float] = {}
+    for key, value in (
+        ("failure_delay_seconds", login.get("failure_delay_seconds", default.first_seconds)),
+        ("max_failure_delay_seconds", login.get("max_failure_delay_seconds", default.max_seconds)),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 60:
+            raise HostFileError(f"login.{key}", "must be a number of seconds from 0 to 60")
+        seconds[key] = float(value)
+    first, most = seconds["failure_delay_seconds"], seconds["max_failure_delay_seconds"]
+    if most < first:
+        raise HostFileError(
+            "login.max_failure_delay_seconds", "must be at least login.failure_delay_seconds"
+        )
+    return GrowingDelay(free_failures=free, first_seconds=first, max_seconds=most)
 
 
 def build_stores(engine: AsyncEngine, settings: Settings, *, clock: Clock) -> Stores:
@@ -321,6 +359,7 @@ def build_server(
             session,
             max_failed_logins=host.max_failed_logins,
             failed_login_window_seconds=host.failed_login_window_seconds,
+            delay=host.login_delay,
         ),
         lifespan_resources=resources,
         extra_routes=demo_routes(server) if demo else (),

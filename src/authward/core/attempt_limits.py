@@ -18,6 +18,10 @@ same budget. Three kinds of keys exist in each window:
   ``S`` key before the work it guards (showing a known device code, checking a password); none
   free is :class:`Locked`.
 
+* :meth:`AttemptWindow.failures` counts the ``F`` keys recorded so far without claiming any
+  (a binary search: ``fail`` claims the first free key, so the recorded keys are always a
+  prefix ``F1..Fk``), for a :class:`GrowingDelay` before the next guarded check.
+
 Why steps exist: the replay store has no delete, and the lock lands only after a failure is
 recorded, so concurrent requests could all pass a read-only check before it lands. A step is
 claimed atomically before the guarded work, so ``max_steps`` caps that work per identifier and
@@ -43,6 +47,7 @@ __all__ = [
     "AttemptLimit",
     "AttemptWindow",
     "AttemptsLeft",
+    "GrowingDelay",
     "Locked",
     "Proceed",
     "identifier_digest",
@@ -71,6 +76,45 @@ class Locked:
     """The identifier's budget for this window is spent; retry after ``retry_after`` s."""
 
     retry_after: int
+
+
+@dataclass(frozen=True, slots=True)
+class GrowingDelay:
+    """How long to hold a guarded check after ``failures`` failures in the window: nothing for
+    the first ``free_failures``, then ``first_seconds`` doubling with each further failure up
+    to ``max_seconds``. ``first_seconds = 0`` turns the delay off.
+
+    The delay slows a guesser who tries one answer after another to a handful of tries a
+    minute long before the hard lock, while a person who mistyped twice waits nothing. It is
+    applied before the check and whatever its outcome, so an early answer tells nothing.
+    Raises ``ValueError`` for a negative count or delay, or ``max_seconds < first_seconds``.
+    """
+
+    free_failures: int = 2
+    first_seconds: float = 1.0
+    max_seconds: float = 8.0
+
+    def __post_init__(self) -> None:
+        if type(self.free_failures) is not int or self.free_failures < 0:
+            raise ValueError(
+                f"free_failures must be a non-negative integer, got {self.free_failures!r}"
+            )
+        for name in ("first_seconds", "max_seconds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not (
+                0 <= value < float("inf")
+            ):
+                raise ValueError(f"{name} must be a finite number of at least 0, got {value!r}")
+        if self.max_seconds < self.first_seconds:
+            raise ValueError("max_seconds must be at least first_seconds")
+
+    def seconds(self, failures: int) -> float:
+        """The delay before the next check once ``failures`` failures are recorded."""
+        extra = failures - self.free_failures
+        if extra <= 0 or self.first_seconds == 0:
+            return 0.0
+        # 2**60 already exceeds any finite cap; the exponent stays small for any count.
+        return float(min(self.max_seconds, self.first_seconds * 2 ** min(extra - 1, 60)))
 
 
 FailOutcome = AttemptsLeft | Locked
@@ -135,6 +179,20 @@ class AttemptWindow:
                     await self._record(_LOCK)
                 return AttemptsLeft(limit.max_failures - k)
         return Locked(self.retry_after)
+
+    async def failures(self) -> int:
+        """How many failures the window holds: a binary search over the ``F`` keys (at most
+        about log2(``max_failures``) + 1 reads; nothing claimed)."""
+        low, high = 0, self._limit.max_failures  # F1..F{low} recorded; F{high+1} is not
+        while low < high:
+            middle = (low + high + 1) // 2
+            if await self._replay.is_recorded(
+                self._limit.namespace, f"{self._prefix}F{middle}", now=self.now
+            ):
+                low = middle
+            else:
+                high = middle - 1
+        return low
 
     async def locked(self) -> Locked | None:
         """``Locked`` while the window's failures are spent; one read, nothing claimed."""
