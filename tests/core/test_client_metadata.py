@@ -458,7 +458,8 @@ async def test_symmetric_auth_method_is_never_cached(db: Db) -> None:
 
 
 async def test_concurrent_requests_for_one_uncached_client_share_one_fetch(db: Db) -> None:
-    """40 requests at once for an uncached client id: one outbound connection, 40 answers."""
+    """40 requests at once for an uncached client id: one outbound connection, 40 answers,
+    and only the request that fetched says so (one ``client_metadata.fetched`` event)."""
     async with local_server({}) as server:
         url = url_of(server)
         server.replies["/client.json"] = Reply(
@@ -467,6 +468,7 @@ async def test_concurrent_requests_for_one_uncached_client_share_one_fetch(db: D
         r = resolver(db)
         outcomes = await asyncio.gather(*(r.resolve(url) for _ in range(40)))
     assert all(isinstance(o, Resolved) for o in outcomes)
+    assert [o.fetched for o in outcomes if isinstance(o, Resolved)].count(True) == 1
     assert len(server.seen) == 1
 
 

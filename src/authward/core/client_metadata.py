@@ -42,7 +42,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import ip_address
 from typing import Final, Literal, TypeAlias, cast
 from urllib.parse import unquote, urlsplit
@@ -150,7 +150,8 @@ class Refused:
 
 @dataclass(frozen=True, slots=True)
 class Resolved:
-    """A usable CIMD client; ``fetched`` is False when it came from the cache."""
+    """A usable CIMD client; ``fetched`` is False when it came from the cache or from a fetch
+    another request started (only the request that fetched reports the fetch)."""
 
     client: Client
     metadata: ClientMetadata
@@ -501,13 +502,17 @@ class ClientMetadataResolver:
                 return failed[1]
             del self._failures[url]
         flight = self._in_flight.get(url)
+        joined = flight is not None
         if flight is None:
             flight = asyncio.ensure_future(self._fetch_and_remember(url))
             self._in_flight[url] = flight
             flight.add_done_callback(lambda _done: self._in_flight.pop(url, None))
         # Shielded: a waiter that is cancelled (its client went away) must not cancel the
         # fetch the other waiters share.
-        return await asyncio.shield(flight)
+        outcome = await asyncio.shield(flight)
+        if joined and isinstance(outcome, Resolved):
+            return replace(outcome, fetched=False)
+        return outcome
 
     async def _fetch_and_remember(self, url: str) -> ResolveOutcome:
         outcome = await self._fetch(url)
