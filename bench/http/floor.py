@@ -8,7 +8,8 @@ RFC 7521 §5.2 (assertion checks, one use per ``jti``); RFC 9449 §4.3 (proof ch
 A Starlette app served by uvicorn with the settings ``authward serve`` uses (its default loop
 and HTTP implementation: uvloop and httptools when installed; the access log as serve has it
 with ``--config``), on SQLAlchemy 2 async Core with asyncpg or aiosqlite (SQLite in WAL mode,
-``synchronous=NORMAL``, ``BEGIN IMMEDIATE``, like authward's engine; PostgreSQL with the same
+``synchronous=NORMAL``, ``BEGIN IMMEDIATE`` and the inline-first aiosqlite connection of
+``authward.stores.sql.sqlite_driver``, like authward's engine; PostgreSQL with the same
 pool size but no pre-ping) and three small tables of its own (``bench_floor_*``) in the same
 database. One endpoint per scenario (``/<scenario>/token``, ``/introspection/introspect``):
 
@@ -72,6 +73,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from authward.stores.sql.sqlite_driver import inline_first_connect
 from bench.http.jws import Alg, CompactSigner, b64url, sha256_b64url
 
 __all__ = [
@@ -225,10 +227,16 @@ def floor_engine(url: str) -> AsyncEngine:
             pool_timeout=30,
             pool_recycle=1800,
         )
-    engine = create_async_engine(
-        parsed.set(drivername="sqlite+aiosqlite"),
-        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
-    )
+    parsed = parsed.set(drivername="sqlite+aiosqlite")
+    database = str(parsed.database)
+
+    async def connect() -> Any:
+        # The driver authward's engine uses: calls inline unless the database is locked.
+        return await inline_first_connect(
+            database, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS, check_same_thread=False
+        )
+
+    engine = create_async_engine(parsed, async_creator=connect)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -236,7 +244,7 @@ def floor_engine(url: str) -> AsyncEngine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA busy_timeout=0")  # a locked call waits on the driver's thread
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

@@ -45,7 +45,7 @@ import secrets
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -333,7 +333,8 @@ def build_server(
         clock=clock,
         lifetime=host.login_lifetime or DEFAULT_LOGIN_LIFETIME,
     )
-    engine = create_engine(database_url, **dict(engine_options or {}))
+    options: dict[str, Any] = dict(engine_options or {})
+    engine = create_engine(database_url, **options)
     policy = HostPolicy(
         clients=host.clients,
         login=session,

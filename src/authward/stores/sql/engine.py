@@ -5,8 +5,12 @@ Spec: authward spec/stores.md §2.12 "Engine requirements".
 SQLite (aiosqlite): version 3.35 or newer (``RETURNING``), WAL journal, a busy timeout, foreign
 keys on, and every transaction opened with ``BEGIN IMMEDIATE`` so it holds the write lock from its
 first statement (SQLAlchemy's documented recipe: the driver's own BEGIN is switched off and the
-``begin`` event emits ours). PostgreSQL (asyncpg): a bounded pool with recycling, whose
-connections are pinged at checkout only after sitting idle (:func:`ping_idle_connections`).
+``begin`` event emits ours). Connections are
+:class:`~authward.stores.sql.sqlite_driver.InlineFirstConnection`: each call runs on the event
+loop thread unless the database is locked, in which case the connection's thread runs it with
+the busy timeout (``sqlite_inline=False`` keeps plain aiosqlite, every call on the thread).
+PostgreSQL (asyncpg): a bounded pool with recycling, whose connections are pinged at checkout
+only after sitting idle (:func:`ping_idle_connections`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from sqlalchemy.pool import StaticPool
 
 from authward.stores.errors import StoreContractError
 from authward.stores.sql.schema import Dialect
+from authward.stores.sql.sqlite_driver import inline_first_connect
 
 MIN_SQLITE_VERSION: Final = (3, 35, 0)
 SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
@@ -68,14 +73,18 @@ def check_sqlite_version(version: tuple[int, int, int] | None = None) -> None:
         )
 
 
-def create_engine(url: str | URL, **engine_options: Any) -> AsyncEngine:
+def create_engine(
+    url: str | URL, *, sqlite_inline: bool = True, **engine_options: Any
+) -> AsyncEngine:
     """Create an AsyncEngine for ``url`` configured for the authward stores.
 
     Extra keyword arguments go to ``create_async_engine`` and override the defaults.
+    ``sqlite_inline`` (SQLite only): run calls on the event loop thread unless the database
+    is locked (the module docstring); False keeps every call on aiosqlite's thread.
     """
     parsed = normalise_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _create_sqlite_engine(parsed, engine_options)
+        return _create_sqlite_engine(parsed, engine_options, inline=sqlite_inline)
     options: dict[str, Any] = {"pool_recycle": 1800}
     if "poolclass" not in engine_options:
         options.update(pool_size=10, max_overflow=10, pool_timeout=30)
@@ -131,7 +140,9 @@ def _set_wal(cursor: Any) -> None:
             time.sleep(0.02)
 
 
-def _create_sqlite_engine(url: URL, engine_options: dict[str, Any]) -> AsyncEngine:
+def _create_sqlite_engine(
+    url: URL, engine_options: dict[str, Any], *, inline: bool
+) -> AsyncEngine:
     check_sqlite_version()
     options: dict[str, Any] = {}
     in_memory = url.database in (None, "", ":memory:")
@@ -141,7 +152,18 @@ def _create_sqlite_engine(url: URL, engine_options: dict[str, Any]) -> AsyncEngi
     connect_args = dict(engine_options.pop("connect_args", {}))
     connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
     connect_args.setdefault("check_same_thread", False)
-    options["connect_args"] = connect_args
+    busy_ms = round(float(connect_args["timeout"]) * 1000)
+    if inline and "async_creator" not in engine_options:
+        [database], url_args = url.get_dialect()().create_connect_args(url)
+        kwargs = {**url_args, **connect_args}
+
+        async def connect() -> Any:
+            return await inline_first_connect(str(database), busy_timeout_ms=busy_ms, **kwargs)
+
+        options["async_creator"] = connect
+    else:
+        inline = False
+        options["connect_args"] = connect_args
     options.update(engine_options)
     engine = create_async_engine(url, **options)
 
@@ -153,7 +175,9 @@ def _create_sqlite_engine(url: URL, engine_options: dict[str, Any]) -> AsyncEngi
         if not in_memory:
             _set_wal(cursor)
             cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        # Inline calls never wait for a lock on the event loop thread: a locked call goes to
+        # the connection's thread, which waits with ``busy_ms`` (sqlite_driver).
+        cursor.execute(f"PRAGMA busy_timeout={0 if inline else busy_ms:d}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
