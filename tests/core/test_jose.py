@@ -282,3 +282,27 @@ def test_claims_validation_issuer_and_audience() -> None:
     with pytest.raises(JoseError) as caught:
         validate_claims(claims, now=T0, issuer="https://as", audience="https://nope")
     assert caught.value.reason == "invalid_claim"
+
+
+def test_es256_signature_is_the_raw_r_and_s_a_plain_ecdsa_verifier_accepts() -> None:
+    """RFC 7518 §3.4: R and S as 32-octet big-endian integers. Checked with ``cryptography``
+    alone (not joserfc, whose signing authward's ES256 path bypasses)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+    key = generate_signing_key("ES256")
+    public = key.public_jwk()
+    numbers = ec.EllipticCurvePublicNumbers(
+        int.from_bytes(base64.urlsafe_b64decode(public["x"] + "=="), "big"),
+        int.from_bytes(base64.urlsafe_b64decode(public["y"] + "=="), "big"),
+        ec.SECP256R1(),
+    )
+    for claims in ({"sub": "alice"}, {"sub": "bob", "n": 2}):
+        token = sign_jwt(key, claims)
+        head, body, signature = token.split(".")
+        raw = base64.urlsafe_b64decode(signature + "==")
+        assert len(raw) == 64
+        der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
+        numbers.public_key().verify(der, f"{head}.{body}".encode(), ec.ECDSA(hashes.SHA256()))
+        assert json.loads(base64.urlsafe_b64decode(body + "==")) == claims

@@ -55,6 +55,15 @@ def test_format_refuses_non_tokens() -> None:
         format_scopes(["ok", "not ok"])
 
 
+def test_format_gives_the_same_answer_for_a_tuple_every_time() -> None:
+    """Tuples are remembered (a refusal never is): same string, same refusal, each call."""
+    for _ in range(2):
+        assert format_scopes(("b", "a", "b")) == "b a"
+        assert format_scopes(iter(["b", "a"])) == "b a"
+        with pytest.raises(ValueError, match="scope-token"):
+            format_scopes(("ok", "not ok"))
+
+
 def test_parse_and_format_round_trip() -> None:
     value = "openid offline_access api:read"
     assert format_scopes(parse(value)) == value

@@ -84,6 +84,8 @@ _URL_SAFE: Final = "!#$%&'()*+,/:;=?@[]~-._"
 _PATH_SAFE: Final = "/!$&'()*+,;=:@-._~"
 #: Header fields the translation writes itself (from the body, ``json`` and ``location``).
 _SET_BY_TRANSLATION: Final = frozenset({"content-type", "content-length", "location"})
+#: The one encoder of JSON bodies (``json.dumps`` with arguments builds one per call).
+_JSON: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 _LOG = logging.getLogger("authward.asgi")
 
 
@@ -238,9 +240,7 @@ def _response_parts(response: Response) -> tuple[bytes, list[tuple[bytes, bytes]
     content_type = response.headers.get("content-type")
     body = b""
     if response.json is not None:
-        body = json.dumps(
-            response.json, ensure_ascii=False, separators=(",", ":"), allow_nan=False
-        ).encode("utf-8")
+        body = _JSON.encode(response.json).encode("utf-8")
         content_type = content_type or "application/json"
     raw = [(b"content-length", str(len(body)).encode("ascii"))]
     for name, value in response.headers:

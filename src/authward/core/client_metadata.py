@@ -184,6 +184,8 @@ def check_client_id_url(url: str, *, allow_loopback: bool = False) -> UrlReason 
     """
     if len(url) > MAX_URL_LENGTH:
         return "too_long"
+    if "//" not in url:  # no authority, so no host: the common case of a plain client_id
+        return "not_a_url"
     try:
         parts = urlsplit(url)
         host = parts.hostname

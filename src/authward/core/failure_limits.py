@@ -76,6 +76,8 @@ class FailureLimiter:
     def retry_after(self, key: str, now: float) -> int | None:
         """Seconds until ``key`` may try again when its budget for the window holding ``now``
         is spent (at least 1), else ``None``."""
+        if not self._counts:  # no failure counted lately: no digest of the key needed
+            return None
         entry = _entry(key)
         window = self._window(now)
         with self._lock:

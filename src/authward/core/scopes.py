@@ -6,6 +6,7 @@ order-insensitive).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from typing import Final
@@ -46,6 +47,13 @@ def format_scopes(scopes: Iterable[str]) -> str:
 
     Raises ``ValueError`` for a token that is not a scope-token (a caller bug).
     """
+    return _format_scope_tuple(scopes if isinstance(scopes, tuple) else tuple(scopes))
+
+
+@functools.lru_cache(maxsize=512)
+def _format_scope_tuple(scopes: tuple[str, ...]) -> str:
+    """:func:`format_scopes` of a tuple, remembered: a server formats the same few scope sets
+    on every token request (twice: the token's ``scope`` claim and the response)."""
     unique = tuple(dict.fromkeys(scopes))
     for token in unique:
         if not is_scope_token(token):
