@@ -7,15 +7,31 @@ Spec: authward spec/stores.md §0.4 (injectable clock), §0.5 (explicit database
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.base import Executable
 
 from authward.stores.clock import Clock, SystemClock
 from authward.stores.errors import NoDatabaseError
 from authward.stores.sql.engine import dialect_of
 from authward.stores.sql.schema import Dialect, Tables, build_metadata
+from authward.stores.sql.sqlite_inline import InlineSqlite, inline_sqlite_of
+
+
+class Statements(Protocol):
+    """What a store runs its statements on: an ``AsyncConnection`` or an inline SQLite
+    transaction (both return results whose rows are already fetched)."""
+
+    async def execute(
+        self, statement: Executable, parameters: Mapping[str, Any] | None = None, /
+    ) -> CursorResult[Any]:
+        """Run one statement."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -31,17 +47,33 @@ class StoreContext:
         """``postgresql`` or ``sqlite``."""
         return self.tables.dialect
 
-    def one_statement(self) -> AbstractAsyncContextManager[AsyncConnection]:
+    def one_statement(self) -> AbstractAsyncContextManager[Statements]:
         """A connection for one statement (or one claim and the read that explains a lost one),
         committed as it completes.
 
         PostgreSQL: an ``AUTOCOMMIT`` connection, since a single statement is atomic on its own
-        and ``BEGIN``/``COMMIT`` would be two more round trips. SQLite: an ordinary transaction
-        (``BEGIN IMMEDIATE`` ... ``COMMIT``, the engine's recipe), which costs no network.
+        and ``BEGIN``/``COMMIT`` would be two more round trips. SQLite: a ``BEGIN IMMEDIATE``
+        ... ``COMMIT`` transaction (:meth:`transaction`), which costs no network.
         """
         if self.tables.dialect == "postgresql":
             return self._autocommit.connect()
+        return self.transaction()
+
+    def transaction(self) -> AbstractAsyncContextManager[Statements]:
+        """A transaction of several statements, committed when the block ends without an error.
+
+        On a SQLite file opened by ``create_engine`` it runs on the event loop thread through
+        the engine's :class:`~authward.stores.sql.sqlite_inline.InlineSqlite`; otherwise it is
+        ``engine.begin()``.
+        """
+        inline = self._inline
+        if inline is not None:
+            return inline.transaction()
         return self.engine.begin()
+
+    @functools.cached_property
+    def _inline(self) -> InlineSqlite | None:
+        return inline_sqlite_of(self.engine.sync_engine)
 
     @functools.cached_property
     def _autocommit(self) -> AsyncEngine:

@@ -28,6 +28,7 @@ from sqlalchemy.pool import StaticPool
 from authward.stores.errors import StoreContractError
 from authward.stores.sql.schema import Dialect
 from authward.stores.sql.sqlite_driver import inline_first_connect
+from authward.stores.sql.sqlite_inline import attach_inline_sqlite
 
 MIN_SQLITE_VERSION: Final = (3, 35, 0)
 SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
@@ -167,8 +168,7 @@ def _create_sqlite_engine(
     options.update(engine_options)
     engine = create_async_engine(url, **options)
 
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def prepare(dbapi_connection: Any) -> None:
         # Take transaction control away from the driver; the "begin" hook below emits BEGIN.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -181,8 +181,23 @@ def _create_sqlite_engine(
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        prepare(dbapi_connection)
+
+    if inline and not in_memory:
+        attach_inline_sqlite(
+            engine.sync_engine,
+            url,
+            busy_timeout_ms=busy_ms,
+            connect_args={k: v for k, v in connect_args.items() if k != "timeout"},
+            on_connect=prepare,
+        )
+
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
+        if connection.get_execution_options().get("authward_single"):
+            return
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine

@@ -128,7 +128,7 @@ def _given(value: object) -> bool:
     return isinstance(value, str) and value != ""
 
 
-def _target(row: sa.Row[Any, Any, Any, Any]) -> LogoutTarget:
+def _target(row: sa.Row[Any]) -> LogoutTarget:
     return LogoutTarget(
         client_id=row.client_id,
         backchannel_logout_uri=row.backchannel_logout_uri,

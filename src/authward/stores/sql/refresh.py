@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authward.stores.clock import Clock
 from authward.stores.digest import digest
@@ -42,7 +42,7 @@ from authward.stores.refresh import (
     RotateOutcome,
     Successor,
 )
-from authward.stores.sql.context import store_context
+from authward.stores.sql.context import Statements, store_context
 from authward.stores.sql.convert import (
     check_length,
     check_list,
@@ -142,7 +142,7 @@ class SqlRefreshTokenStore:
     async def insert(self, entry: RefreshEntry, *, now: float | None = None) -> InsertOutcome:
         """See ``RefreshTokenStore.insert``."""
         values = _insert_values(entry, self._ctx.now(now))
-        async with self._ctx.engine.begin() as conn:
+        async with self._ctx.transaction() as conn:
             await self._lock_family(conn, entry.family_id)
             if await self._family_revoked(conn, entry.family_id):
                 return FamilyRevoked()
@@ -186,7 +186,7 @@ class SqlRefreshTokenStore:
         """See ``RefreshTokenStore.remember_successor``."""
         if self._cipher is None:
             return RememberFailed()
-        async with self._ctx.engine.begin() as conn:
+        async with self._ctx.transaction() as conn:
             parent = (
                 await conn.execute(
                     sa.select(self._t.c.family_id, self._t.c.generation).where(
@@ -215,7 +215,7 @@ class SqlRefreshTokenStore:
 
     async def revoke_family(self, family_id: str, *, now: float | None = None) -> None:
         """See ``RefreshTokenStore.revoke_family``."""
-        async with self._ctx.engine.begin() as conn:
+        async with self._ctx.transaction() as conn:
             await self._lock_family(conn, family_id)
             await conn.execute(
                 sa.update(self._t)
@@ -292,14 +292,14 @@ class SqlRefreshTokenStore:
     ) -> RotateOutcome | None:
         """SQLite: claim the parent and insert the child in one ``BEGIN IMMEDIATE`` transaction
         (which holds the database write lock, so the family needs no lock of its own)."""
-        async with self._ctx.engine.begin() as conn:
+        async with self._ctx.transaction() as conn:
             if (await conn.execute(self._claim_sqlite, params)).first() is None:
                 return await self._why_not_rotated(conn, values)
             await self._insert_row(conn, values)
         return None
 
     async def _why_not_rotated(
-        self, conn: AsyncConnection, values: dict[str, Any]
+        self, conn: Statements, values: dict[str, Any]
     ) -> RotateOutcome:
         """Name the reason a claim found nothing; the decision is already taken."""
         t = self._t
@@ -320,13 +320,13 @@ class SqlRefreshTokenStore:
 
     # --- helpers ---
 
-    async def _lock_family(self, conn: AsyncConnection, family_id: str) -> None:
+    async def _lock_family(self, conn: Statements, family_id: str) -> None:
         if self._ctx.dialect == "postgresql":
             await conn.execute(
                 _FAMILY_LOCK, {"ns": FAMILY_LOCK_NAMESPACE, "family_id": family_id}
             )
 
-    async def _family_revoked(self, conn: AsyncConnection, family_id: str) -> bool:
+    async def _family_revoked(self, conn: Statements, family_id: str) -> bool:
         stmt = sa.select(
             sa.exists().where(
                 self._t.c.family_id == family_id, self._t.c.family_revoked.is_(True)
@@ -334,7 +334,7 @@ class SqlRefreshTokenStore:
         )
         return bool((await conn.execute(stmt)).scalar_one())
 
-    async def _insert_row(self, conn: AsyncConnection, values: dict[str, Any]) -> None:
+    async def _insert_row(self, conn: Statements, values: dict[str, Any]) -> None:
         params = {f"v_{name}": value for name, value in values.items()}
         if (await conn.execute(self._insert, params)).first() is None:
             # Raising rolls the whole transaction back (rotate: the parent stays unconsumed).

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authward.stores.clock import Clock
 from authward.stores.errors import StoreError
@@ -19,7 +19,7 @@ from authward.stores.replay import (
     Replay,
     replay_key,
 )
-from authward.stores.sql.context import store_context
+from authward.stores.sql.context import Statements, store_context
 from authward.stores.sql.convert import positive_ttl, to_micros_column
 
 
@@ -54,7 +54,7 @@ class SqlReplayStore:
         ttl_seconds: int = DEFAULT_REPLAY_TTL_SECONDS,
         *,
         now: float | None = None,
-        connection: AsyncConnection | None = None,
+        connection: Statements | None = None,
     ) -> RecordOutcome:
         """Record the key unless present: ``Recorded`` on first sighting, else ``Replay``.
 
