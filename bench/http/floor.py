@@ -8,8 +8,9 @@ RFC 7521 §5.2 (assertion checks, one use per ``jti``); RFC 9449 §4.3 (proof ch
 A Starlette app served by uvicorn with the settings ``authward serve`` uses (its default loop
 and HTTP implementation: uvloop and httptools when installed; the access log as serve has it
 with ``--config``), on SQLAlchemy 2 async Core with asyncpg or aiosqlite (SQLite in WAL mode,
-``synchronous=NORMAL``, ``BEGIN IMMEDIATE`` and the inline-first aiosqlite connection of
-``authward.stores.sql.sqlite_driver``, like authward's engine; PostgreSQL with the same
+``synchronous=NORMAL``, ``BEGIN IMMEDIATE``: authward's own ``create_engine``, whose transactions
+run inline on one synchronous connection (``authward.stores.sql.sqlite_inline``), as the stores'
+do; PostgreSQL with the same
 pool size but no pre-ping) and three small tables of its own (``bench_floor_*``) in the same
 database. One endpoint per scenario (``/<scenario>/token``, ``/introspection/introspect``):
 
@@ -63,17 +64,17 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
-from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from authward.stores.sql.sqlite_driver import inline_first_connect
+from authward.stores.sql.context import Statements, store_context
+from authward.stores.sql.engine import create_engine
 from bench.http.jws import Alg, CompactSigner, b64url, sha256_b64url
 
 __all__ = [
@@ -95,7 +96,6 @@ ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 DPOP_WINDOW_SECONDS: Final = 60
 DPOP_FUTURE_SKEW_SECONDS: Final = 5
 ASSERTION_MAX_LIFETIME: Final = 300
-SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
 _JSON_HEADERS: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 metadata = sa.MetaData()
@@ -227,31 +227,9 @@ def floor_engine(url: str) -> AsyncEngine:
             pool_timeout=30,
             pool_recycle=1800,
         )
-    parsed = parsed.set(drivername="sqlite+aiosqlite")
-    database = str(parsed.database)
-
-    async def connect() -> Any:
-        # The driver authward's engine uses: calls inline unless the database is locked.
-        return await inline_first_connect(
-            database, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS, check_same_thread=False
-        )
-
-    engine = create_async_engine(parsed, async_creator=connect)
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=0")  # a locked call waits on the driver's thread
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
+    # authward's own SQLite engine: WAL, synchronous=NORMAL, BEGIN IMMEDIATE, the inline-first
+    # aiosqlite connection and the inline transactions of the stores (sqlite_inline).
+    return create_engine(url)
 
 
 def token_digest(value: str) -> str:
@@ -342,6 +320,7 @@ class Floor:
         self._postgres = engine.dialect.name == "postgresql"
         self._insert = pg_insert if self._postgres else sqlite_insert
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._context = store_context(engine)
         self._registries = {
             alg: JWSRegistry(algorithms=[alg], strict_check_header=False)
             for alg in ("ES256", *self._keys)
@@ -437,18 +416,23 @@ class Floor:
             raise RefusedError(401, "invalid_client")
         return client_id
 
-    def _one_statement(self) -> AbstractAsyncContextManager[AsyncConnection]:
+    def _one_statement(self) -> AbstractAsyncContextManager[Statements]:
         """A connection for one statement, committed as it completes: AUTOCOMMIT on
         PostgreSQL (no BEGIN/COMMIT round trips), a ``BEGIN IMMEDIATE`` transaction on SQLite
         (no network there)."""
-        return self._autocommit.connect() if self._postgres else self.engine.begin()
+        return self._autocommit.connect() if self._postgres else self._transaction()
+
+    def _transaction(self) -> AbstractAsyncContextManager[Statements]:
+        """A transaction as authward's stores open one (inline on SQLite, see
+        ``authward.stores.sql.sqlite_inline``)."""
+        return self._context.transaction()
 
     def _decode(self, token: str, key: Any, alg: str) -> Mapping[str, Any]:
         """The claims of ``token`` once its ``alg`` signature verifies with ``key``."""
         claims: Mapping[str, Any] = jwt.decode(token, key, registry=self._registries[alg]).claims
         return claims
 
-    async def _record_once(self, conn: AsyncConnection, key: str, ttl: int) -> bool:
+    async def _record_once(self, conn: Statements, key: str, ttl: int) -> bool:
         statement = (
             self._insert(replay_table)
             .values(key=token_digest(key), expires_at=time.time() + ttl)
@@ -579,7 +563,7 @@ class Floor:
             if row is None:
                 raise RefusedError(400, "invalid_grant")
             return successor, row.subject, row.scope
-        async with self.engine.begin() as conn:
+        async with self._transaction() as conn:
             row = (await conn.execute(consume)).first()
             if row is None:
                 raise RefusedError(400, "invalid_grant")
@@ -613,7 +597,7 @@ class Floor:
         )
         shape = self._shape("code_exchange")
         # one statement, unless a refresh token is issued with the code (then a transaction)
-        scope = self.engine.begin() if shape.refresh else self._one_statement()
+        scope = self._transaction() if shape.refresh else self._one_statement()
         async with scope as conn:
             row = (await conn.execute(consume)).first()
             challenge = sha256_b64url(form.get("code_verifier", "") or "-")
