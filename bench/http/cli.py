@@ -136,8 +136,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-codes",
         type=int,
-        default=2000,
-        help="most codes minted through authward's pages for one run (default 2000)",
+        default=6000,
+        help="most codes minted through authward's pages for one run (default 6000)",
     )
     p.add_argument(
         "--max-prebuilt",

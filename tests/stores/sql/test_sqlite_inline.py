@@ -64,10 +64,13 @@ async def test_a_transaction_commits_on_the_event_loop_thread(engine: AsyncEngin
 
 
 async def test_an_error_rolls_the_whole_transaction_back(engine: AsyncEngine) -> None:
-    with pytest.raises(sa.exc.IntegrityError):
+    async def insert_twice() -> None:
         async with store_context(engine).transaction() as conn:
             await conn.execute(INSERT, {"v": 1})
             await conn.execute(INSERT, {"v": 1})  # UNIQUE
+
+    with pytest.raises(sa.exc.IntegrityError):
+        await insert_twice()
     assert await count(engine) == 0
     async with store_context(engine).transaction() as conn:  # the connection is clean
         await conn.execute(INSERT, {"v": 1})
