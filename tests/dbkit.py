@@ -7,6 +7,7 @@ unreachable PostgreSQL fails the test instead of skipping it.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -20,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authward.stores.clock import FrozenClock
-from authward.stores.sql.engine import create_engine
+from authward.stores.sql.engine import PoolSize, autocommit_engine_of, create_engine
 from authward.stores.sql.schema import Tables, build_metadata
 
 PG_URL = os.environ.get("AUTHWARD_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -54,6 +55,26 @@ class Db:
         merged = dict(self.engine_options)
         merged.update(options)
         return create_engine(self.url, **merged)
+
+    async def racing_engine(self, n: int = 50) -> AsyncEngine:
+        """A new engine whose pool already holds ``n`` open connections, so that ``n``
+        concurrent store operations each really run on a connection of their own (on
+        PostgreSQL: the AUTOCOMMIT pool the stores' single statements use). Dispose it."""
+        if self.kind == "postgresql":
+            # at most n + 12 connections: PostgreSQL's default limit is 100
+            racing = self.new_engine(
+                pool_size=2, max_overflow=8, statement_pool=PoolSize(n + 2, 0)
+            )
+            pool = autocommit_engine_of(racing)
+        else:
+            racing = pool = self.new_engine(pool_size=n + 2, max_overflow=0)
+        opened = await asyncio.gather(*(pool.connect() for _ in range(n)), return_exceptions=True)
+        await asyncio.gather(*(c.close() for c in opened if not isinstance(c, BaseException)))
+        failed = [c for c in opened if isinstance(c, BaseException)]
+        if failed:
+            await racing.dispose()
+            raise failed[0]
+        return racing
 
 
 _pg_state: dict[str, bool] = {}

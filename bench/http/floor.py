@@ -8,10 +8,10 @@ RFC 7521 §5.2 (assertion checks, one use per ``jti``); RFC 9449 §4.3 (proof ch
 A Starlette app served by uvicorn with the settings ``authward serve`` uses (its default loop
 and HTTP implementation: uvloop and httptools when installed; the access log as serve has it
 with ``--config``), on SQLAlchemy 2 async Core with asyncpg or aiosqlite (SQLite in WAL mode,
-``synchronous=NORMAL``, ``BEGIN IMMEDIATE``: authward's own ``create_engine``, whose transactions
-run inline on one synchronous connection (``authward.stores.sql.sqlite_inline``), as the stores'
-do; PostgreSQL with the same
-pool size but no pre-ping) and three small tables of its own (``bench_floor_*``) in the same
+``synchronous=NORMAL``, ``BEGIN IMMEDIATE``), all through authward's own ``create_engine``:
+SQLite transactions run inline on one synchronous connection
+(``authward.stores.sql.sqlite_inline``) and PostgreSQL single statements on the AUTOCOMMIT
+pool, as the stores' do. Three small tables of its own (``bench_floor_*``) in the same
 database. One endpoint per scenario (``/<scenario>/token``, ``/introspection/introspect``):
 
 * parse the form body (``parse_qsl``) and check the client: one constant-time compare of the
@@ -66,8 +66,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -218,17 +217,9 @@ def read_config(path: Path) -> FloorConfig:
 def floor_engine(url: str) -> AsyncEngine:
     """An AsyncEngine on ``url`` (``sqlite://`` or ``postgresql://``) set up as described in
     the module docstring."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "postgresql":
-        return create_async_engine(
-            parsed.set(drivername="postgresql+asyncpg"),
-            pool_size=10,
-            max_overflow=10,
-            pool_timeout=30,
-            pool_recycle=1800,
-        )
-    # authward's own SQLite engine: WAL, synchronous=NORMAL, BEGIN IMMEDIATE, the inline-first
-    # aiosqlite connection and the inline transactions of the stores (sqlite_inline).
+    # authward's own engine: on SQLite WAL, synchronous=NORMAL, BEGIN IMMEDIATE and the inline
+    # transactions of the stores (sqlite_inline); on PostgreSQL the same pools, the AUTOCOMMIT
+    # one for single statements.
     return create_engine(url)
 
 
@@ -319,7 +310,6 @@ class Floor:
         self._client_key = ECKey.import_key(config.jwt_client_jwk)
         self._postgres = engine.dialect.name == "postgresql"
         self._insert = pg_insert if self._postgres else sqlite_insert
-        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._context = store_context(engine)
         self._registries = {
             alg: JWSRegistry(algorithms=[alg], strict_check_header=False)
@@ -420,7 +410,7 @@ class Floor:
         """A connection for one statement, committed as it completes: AUTOCOMMIT on
         PostgreSQL (no BEGIN/COMMIT round trips), a ``BEGIN IMMEDIATE`` transaction on SQLite
         (no network there)."""
-        return self._autocommit.connect() if self._postgres else self._transaction()
+        return self._context.one_statement()
 
     def _transaction(self) -> AbstractAsyncContextManager[Statements]:
         """A transaction as authward's stores open one (inline on SQLite, see
@@ -558,7 +548,7 @@ class Floor:
                 )
                 .returning(t.c.subject, t.c.scope)
             )
-            async with self._autocommit.connect() as conn:
+            async with self._one_statement() as conn:
                 row = (await conn.execute(insert)).first()
             if row is None:
                 raise RefusedError(400, "invalid_grant")

@@ -22,6 +22,7 @@ from authward.core.clients import Client
 from authward.core.errors import InvalidClientError
 from authward.core.http import Request
 from authward.core.jose import generate_signing_key, sign_jwt
+from authward.stores.sql.engine import PoolSize
 from authward.stores.sql.replay import SqlReplayStore
 from tests.dbkit import T0, Db
 
@@ -86,8 +87,8 @@ async def test_replayed_assertion_is_refused_by_a_second_instance(pg: Db) -> Non
 
 async def test_concurrent_presentations_on_two_instances_accept_exactly_one(pg: Db) -> None:
     """The same assertion sent 20 times at once to each of two nodes: one success in total."""
-    engine_a = pg.new_engine(pool_size=25, max_overflow=0)
-    engine_b = pg.new_engine(pool_size=25, max_overflow=0)
+    engine_a = pg.new_engine(statement_pool=PoolSize(25, 0))
+    engine_b = pg.new_engine(statement_pool=PoolSize(25, 0))
     try:
         nodes = (node(engine_a, pg), node(engine_b, pg))
         token = assertion("raced-jti")

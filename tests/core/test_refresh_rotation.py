@@ -318,14 +318,7 @@ def test_grace_without_a_successor_key_refuses_to_start_rt_35(db: Db) -> None:
 
 
 async def many_connections(db: Db, n: int = 50) -> AsyncEngine:
-    racing = db.new_engine(pool_size=n + 2, max_overflow=0)
-    opened = await asyncio.gather(*(racing.connect() for _ in range(n)), return_exceptions=True)
-    await asyncio.gather(*(c.close() for c in opened if not isinstance(c, BaseException)))
-    failed = [c for c in opened if isinstance(c, BaseException)]
-    if failed:
-        await racing.dispose()
-        raise failed[0]
-    return racing
+    return await db.racing_engine(n)
 
 
 async def test_parallel_first_use_and_retries_never_revoke_the_family_rt_34(db: Db) -> None:

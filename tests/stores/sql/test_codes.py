@@ -163,17 +163,9 @@ async def test_fifty_concurrent_takes_exactly_one_taken_code_10(db: Db) -> None:
     """CODE-10 stress: 50 separate pooled connections race for one code."""
     e = entry()
     await store(db).put(e)
-    racing = db.new_engine(pool_size=52, max_overflow=0)
+    racing = await db.racing_engine(50)
     try:
         s = SqlAuthorizationCodeStore(racing, clock=db.clock)
-        # Open 50 connections first so every take really runs on its own connection.
-        opened = await asyncio.gather(
-            *(racing.connect() for _ in range(50)), return_exceptions=True
-        )
-        await asyncio.gather(*(c.close() for c in opened if not isinstance(c, BaseException)))
-        failed = [c for c in opened if isinstance(c, BaseException)]
-        if failed:
-            raise failed[0]
         results = await asyncio.gather(*(s.take(e.code_hash) for _ in range(50)))
     finally:
         await racing.dispose()

@@ -27,7 +27,7 @@ from authward.stores.consent import (
 from authward.stores.digest import digest
 from authward.stores.errors import NoDatabaseError, StoreContractError, ValueTooLongError
 from authward.stores.sql.consent import SqlConsentGrantStore
-from authward.stores.sql.engine import create_engine
+from authward.stores.sql.engine import PoolSize, create_engine
 from tests.dbkit import T0, Db
 
 BINDING = ConsentBinding(
@@ -245,7 +245,7 @@ async def test_consumed_then_expired_grant_reports_consumed(db: Db) -> None:
 async def test_concurrent_consumes_have_exactly_one_winner(db: Db) -> None:
     """CON-32: 50 consumes of one grant over 50 connections; one Granted, 49 Consumed."""
     token = await store_for(db).mint(BINDING, 300)
-    engine = db.new_engine(pool_size=50, max_overflow=0, pool_timeout=60)
+    engine = db.new_engine(statement_pool=PoolSize(50, 0), pool_timeout=60)
     try:
         racer = SqlConsentGrantStore(engine, clock=db.clock)
         results = await asyncio.gather(*(racer.consume(token, BINDING) for _ in range(50)))

@@ -27,6 +27,7 @@ from authward.stores.device_codes import (
 from authward.stores.digest import digest
 from authward.stores.errors import DuplicateKeyError, NoDatabaseError, ValueTooLongError
 from authward.stores.sql.device_codes import SqlDeviceCodeStore
+from authward.stores.sql.engine import PoolSize
 from tests.dbkit import T0, Db
 
 HASH = digest("device-code-1")
@@ -233,7 +234,7 @@ async def test_fifty_concurrent_consumes_have_exactly_one_winner(db: Db) -> None
     """Spec §3.3 consume atomicity, on 50 separate pooled connections."""
     await store(db).put(new_code())
     await store(db).approve("BCDFGHJK", Approval("alice"))
-    engine = db.new_engine(pool_size=60, max_overflow=0)
+    engine = db.new_engine(statement_pool=PoolSize(60, 0))
     try:
         s = store(db, engine)
         results = await asyncio.gather(*(s.consume(HASH) for _ in range(50)))

@@ -29,6 +29,7 @@ from authward.stores.dpop_nonces import (
 from authward.stores.errors import StoreContractError
 from authward.stores.sql.convert import from_column, to_seconds_column
 from authward.stores.sql.dpop_nonces import SqlDpopNonceStore
+from authward.stores.sql.engine import PoolSize
 from tests.dbkit import T0, Db, database
 
 
@@ -156,7 +157,7 @@ async def test_accept_with_a_non_positive_ttl_raises(db: Db, ttl: int) -> None:
 async def test_fifty_concurrent_accepts_have_exactly_one_winner(db: Db) -> None:
     """NON-12, on 50 separate pooled connections."""
     nonce = await store(db).issue()
-    engine = db.new_engine(pool_size=60, max_overflow=0)
+    engine = db.new_engine(statement_pool=PoolSize(60, 0))
     try:
         s = store(db, engine)
         results = await asyncio.gather(*(s.accept(nonce, 300) for _ in range(50)))

@@ -15,6 +15,7 @@ from authward.stores.logout_sessions import (
     LogoutTarget,
     Recorded,
 )
+from authward.stores.sql.engine import PoolSize
 from authward.stores.sql.logout_sessions import SqlLogoutSessionStore
 from tests.dbkit import T0, Db
 
@@ -195,7 +196,7 @@ async def test_missing_or_over_long_fields_are_refused_before_any_write(db: Db) 
 async def test_fifty_concurrent_takers_deliver_each_row_once(db: Db) -> None:
     """Spec §3.4: two concurrent logouts never both deliver to one relying party."""
     s = await seed(db)
-    engine = db.new_engine(pool_size=60, max_overflow=0)
+    engine = db.new_engine(statement_pool=PoolSize(60, 0))
     try:
         racer = store(db, engine)
         results = await asyncio.gather(

@@ -18,6 +18,7 @@ from authward.stores.par import (
     Taken,
     new_request_uri,
 )
+from authward.stores.sql.engine import PoolSize
 from authward.stores.sql.par import SqlPushedAuthorizationRequestStore
 from tests.dbkit import T0, Db
 
@@ -148,7 +149,7 @@ async def test_duplicate_put_over_an_expired_row_is_still_duplicate(db: Db) -> N
 
 async def test_200_concurrent_first_puts_all_succeed(db: Db) -> None:
     """PAR-08: distinct request_uris, separate connections, no lost or failed write."""
-    engine = db.new_engine(pool_size=50, max_overflow=0, pool_timeout=60)
+    engine = db.new_engine(statement_pool=PoolSize(50, 0), pool_timeout=60)
     try:
         store = SqlPushedAuthorizationRequestStore(engine, clock=db.clock)
         uris = [new_request_uri() for _ in range(200)]
@@ -168,7 +169,7 @@ async def test_concurrent_takes_have_exactly_one_winner(db: Db) -> None:
     store = store_for(db)
     uri = new_request_uri()
     await store.put(uri, PARAMS, 90)
-    engine = db.new_engine(pool_size=50, max_overflow=0, pool_timeout=60)
+    engine = db.new_engine(statement_pool=PoolSize(50, 0), pool_timeout=60)
     try:
         racer = SqlPushedAuthorizationRequestStore(engine, clock=db.clock)
         results = await asyncio.gather(*(racer.take(uri) for _ in range(50)))

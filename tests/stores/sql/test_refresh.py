@@ -30,6 +30,7 @@ from authward.stores.refresh import (
     Rotated,
     Successor,
 )
+from authward.stores.sql.engine import PoolSize
 from authward.stores.sql.refresh import FAMILY_LOCK_NAMESPACE, SqlRefreshTokenStore
 from tests.dbkit import KINDS, T0, Db, database
 
@@ -581,14 +582,7 @@ async def test_rotate_onto_an_existing_child_rolls_back_the_claim(db: Db) -> Non
 
 
 async def fifty_connections(db: Db) -> AsyncEngine:
-    racing = db.new_engine(pool_size=52, max_overflow=0)
-    opened = await asyncio.gather(*(racing.connect() for _ in range(50)), return_exceptions=True)
-    await asyncio.gather(*(c.close() for c in opened if not isinstance(c, BaseException)))
-    failed = [c for c in opened if isinstance(c, BaseException)]
-    if failed:
-        await racing.dispose()
-        raise failed[0]
-    return racing
+    return await db.racing_engine(50)
 
 
 async def test_fifty_concurrent_rotations_one_rotated_the_rest_reuse(db: Db) -> None:
@@ -642,7 +636,7 @@ async def test_rotations_racing_their_family_revocation_leave_no_live_child(db: 
     parents = [entry() for _ in range(20)]
     for parent in parents:
         await store(db).insert(parent)
-    racing = db.new_engine(pool_size=40, max_overflow=0)
+    racing = db.new_engine(pool_size=20, max_overflow=0, statement_pool=PoolSize(20, 0))
     try:
         s = store(db, racing)
         jobs = []

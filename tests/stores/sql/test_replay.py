@@ -27,6 +27,7 @@ from authward.stores.replay import (
     replay_key,
 )
 from authward.stores.sql.convert import from_column, to_micros_column, to_seconds_column
+from authward.stores.sql.engine import PoolSize
 from authward.stores.sql.replay import SqlReplayStore
 from tests.dbkit import T0, Db
 
@@ -96,7 +97,7 @@ async def test_distinct_jtis_and_namespaces_are_recorded_independently(db: Db) -
 
 async def test_fifty_concurrent_records_of_one_jti_have_one_first_sighting(db: Db) -> None:
     """REP-08, on 50 separate pooled connections."""
-    engine = db.new_engine(pool_size=60, max_overflow=0)
+    engine = db.new_engine(statement_pool=PoolSize(60, 0))
     try:
         s = store(db, engine)
         results = await asyncio.gather(

@@ -18,7 +18,7 @@ from sqlalchemy.sql.base import Executable
 
 from authward.stores.clock import Clock, SystemClock
 from authward.stores.errors import NoDatabaseError
-from authward.stores.sql.engine import dialect_of
+from authward.stores.sql.engine import autocommit_engine_of, dialect_of
 from authward.stores.sql.schema import Dialect, Tables, build_metadata
 from authward.stores.sql.sqlite_inline import InlineSqlite, inline_sqlite_of
 
@@ -77,8 +77,8 @@ class StoreContext:
 
     @functools.cached_property
     def _autocommit(self) -> AsyncEngine:
-        """The engine with ``isolation_level=AUTOCOMMIT``, sharing its pool."""
-        return self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        """The engine single statements run on (:func:`autocommit_engine_of`)."""
+        return autocommit_engine_of(self.engine)
 
     def now(self, now: float | None) -> float:
         """``now`` if the caller injected one, else the store clock's reading."""

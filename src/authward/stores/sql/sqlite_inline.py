@@ -51,6 +51,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.base import Executable
 
+from authward.stores.sql.cursor_events import forward_cursor_events
 from authward.stores.sql.sqlite_driver import is_locked_error
 
 __all__ = ["InlineSqlite", "InlineStatements", "attach_inline_sqlite", "inline_sqlite_of"]
@@ -204,17 +205,7 @@ def attach_inline_sqlite(
         on_connect(dbapi_connection)
         dbapi_connection.execute("PRAGMA busy_timeout=0")
 
-    # Listeners a host put on the asyncio engine (statement logging, tracing) see the stores'
-    # statements too: the cursor events are passed on (their return values are not).
-    @event.listens_for(engine, "before_cursor_execute")
-    def _before(*args: Any) -> None:
-        if async_engine.dispatch.before_cursor_execute:
-            async_engine.dispatch.before_cursor_execute(*args)
-
-    @event.listens_for(engine, "after_cursor_execute")
-    def _after(*args: Any) -> None:
-        if async_engine.dispatch.after_cursor_execute:
-            async_engine.dispatch.after_cursor_execute(*args)
+    forward_cursor_events(engine, async_engine)
 
     runner = InlineSqlite(
         engine.execution_options(prebuffer_rows=True), busy_timeout_ms=busy_timeout_ms
