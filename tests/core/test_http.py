@@ -84,6 +84,19 @@ def test_multidict_from_mapping() -> None:
     assert MultiDict({"a": "1"}).get_one("a") == "1"
 
 
+def test_values_of_known_string_pairs_equal_the_checked_ones() -> None:
+    pairs = (("Content-Type", "a"), ("X-Two", "1"), ("x-two", "2"))
+    fast, checked = Headers.of_strings(pairs), Headers(pairs)
+    assert fast == checked
+    assert fast.get_all("X-TWO") == checked.get_all("x-two") == ("1", "2")
+    params = (("scope", "a b"), ("resource", "r1"), ("resource", "r2"))
+    assert MultiDict.of_strings(params) == MultiDict(params)
+    assert MultiDict.of_strings(params).get_all("resource") == ("r1", "r2")
+    assert MultiDict.of_strings(params).repeated() == ("resource",)
+    with pytest.raises(TypeError):  # the checked constructor still refuses what is not text
+        Headers(((b"x", "1"),))  # type: ignore[arg-type]
+
+
 def test_request_build_parses_query_from_url() -> None:
     request = Request.build(
         "get",

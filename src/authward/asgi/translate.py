@@ -167,29 +167,37 @@ async def _receive_body(receive: Receive, headers: Headers, limit: int) -> bytes
 
 
 def _parse(text: str, *, strict: bool) -> MultiDict:
-    return MultiDict(
-        parse_qsl(
-            text,
-            keep_blank_values=True,
-            strict_parsing=strict,
-            encoding="utf-8",
-            errors="strict",
-            max_num_fields=_MAX_FIELDS,
+    return MultiDict.of_strings(
+        tuple(
+            parse_qsl(
+                text,
+                keep_blank_values=True,
+                strict_parsing=strict,
+                encoding="utf-8",
+                errors="strict",
+                max_num_fields=_MAX_FIELDS,
+            )
         )
     )
 
 
 def _headers(scope: Scope) -> Headers:
-    return Headers(
-        (name.decode("latin-1"), value.decode("latin-1"))
-        for name, value in scope.get("headers", ())
+    return Headers.of_strings(
+        tuple(
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in scope.get("headers", ())
+        )
     )
+
+
+#: No parameters (immutable, so one value serves every request without a query or form).
+_NO_PARAMS: Final = MultiDict()
 
 
 def _query(scope: Scope) -> MultiDict:
     raw_query = scope.get("query_string", b"")
     if not raw_query:
-        return MultiDict()
+        return _NO_PARAMS
     try:
         return _parse(raw_query.decode("ascii"), strict=False)
     except (UnicodeDecodeError, ValueError):
@@ -197,7 +205,7 @@ def _query(scope: Scope) -> MultiDict:
 
 
 def _core_request(scope: Scope, headers: Headers, query: MultiDict, body: bytes) -> Request:
-    form = MultiDict()
+    form = _NO_PARAMS
     media_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
     if media_type == _FORM and body:
         try:

@@ -80,6 +80,15 @@ class Headers:
     def __len__(self) -> int:
         return len(self.items)
 
+    @classmethod
+    def of_strings(cls, pairs: tuple[Pair, ...]) -> Headers:
+        """Headers from ``pairs`` the caller built as ``(str, str)`` (the transport, from
+        decoded bytes): the per-pair type check of the constructor is skipped."""
+        headers = cls.__new__(cls)
+        object.__setattr__(headers, "items", pairs)
+        object.__setattr__(headers, "_index", _by_name(pairs, fold_case=True))
+        return headers
+
     def added(self, items: Iterable[Pair]) -> Headers:
         """A copy with ``items`` appended (existing fields kept)."""
         return Headers((*self.items, *_pairs(items)))
@@ -100,6 +109,15 @@ class MultiDict:
         pairs = _pairs(items.items() if isinstance(items, Mapping) else items)
         object.__setattr__(self, "items", pairs)
         object.__setattr__(self, "_index", _by_name(pairs, fold_case=False))
+
+    @classmethod
+    def of_strings(cls, pairs: tuple[Pair, ...]) -> MultiDict:
+        """Parameters from ``pairs`` the caller built as ``(str, str)`` (``parse_qsl``'s
+        output): the per-pair type check of the constructor is skipped."""
+        params = cls.__new__(cls)
+        object.__setattr__(params, "items", pairs)
+        object.__setattr__(params, "_index", _by_name(pairs, fold_case=False))
+        return params
 
     @classmethod
     def parse(cls, encoded: str) -> MultiDict:
