@@ -27,6 +27,7 @@ from authward.stores.digest import digest
 from authward.stores.refresh import Found, Missing, RefreshData
 from authward.stores.sql.refresh import SqlRefreshTokenStore
 from tests.dbkit import T0, Db
+from tests.stores.sql.test_consent import statements
 
 KEYS = {"k1": b"s" * 32}
 DATA = RefreshData(
@@ -395,3 +396,26 @@ def test_core_rotation_does_not_import_sqlalchemy() -> None:
         "sys.exit(1 if any(m.startswith('sqlalchemy') for m in sys.modules) else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0  # noqa: S603
+
+
+async def test_a_plain_rotation_without_grace_is_one_store_step(db: Db) -> None:
+    """Same grant, no successor: ``rotate_same_grant`` alone (on PostgreSQL one statement, no
+    read before it); a narrowed scope takes the reasoned path (read, then rotate)."""
+    r = rotation(db, grace=0)
+    first = await issue(r)
+    with statements(db.engine) as seen:
+        plain = await granted(r, first.token)
+    assert plain.context == first.entry.data
+    assert plain.generation == 1
+    assert plain.family_id == first.entry.family_id
+    if db.kind == "postgresql":
+        assert len(seen) == 1
+    with statements(db.engine) as seen:
+        narrowed = await granted(r, plain.token, scope=["openid"])
+    assert narrowed.context.scope == ("openid",)
+    if db.kind == "postgresql":
+        assert len(seen) == 2
+    # the plain step refused a token already rotated; the reasoned path saw the reuse
+    assert await r.rotate(plain.token, client_id="client-1") == RotationDenied(
+        "invalid_grant", "reuse_detected"
+    )

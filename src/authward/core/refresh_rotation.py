@@ -24,6 +24,7 @@ from authward.stores.refresh import (
     Expired,
     FamilyRevoked,
     Found,
+    FreshChild,
     Missing,
     RefreshData,
     RefreshEntry,
@@ -209,6 +210,26 @@ class RefreshRotation:
         """
         at = self._now(now)
         parent_hash = digest(presented)
+        if scope is None and resource is None and self._grace == 0 and client_id is not None:
+            # The common case (same grant, no successor to seal) in one store step; whatever
+            # it refuses, the reasoned path below decides and names.
+            token = new_refresh_token()
+            plain = await self._store.rotate_same_grant(
+                parent_hash,
+                FreshChild(token_hash=digest(token), expires_at=math.floor(at) + self._ttl),
+                client_id=client_id,
+                dpop_jkt=dpop_jkt,
+                now=at,
+            )
+            if isinstance(plain, Rotated):
+                return RotationGranted(
+                    token=token,
+                    family_id=plain.child.family_id,
+                    generation=plain.child.generation,
+                    context=plain.child.data,
+                    expires_at=plain.child.expires_at,
+                    retried=False,
+                )
         found = await self._store.get(parent_hash, now=at)
         if not isinstance(found, Found):
             return _denied("unknown")

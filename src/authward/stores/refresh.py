@@ -131,6 +131,20 @@ class Rotated:
 
 
 @dataclass(frozen=True, slots=True)
+class NotRotated:
+    """``rotate_same_grant`` found the parent not plainly rotatable; nothing was written."""
+
+
+@dataclass(frozen=True, slots=True)
+class FreshChild:
+    """What ``rotate_same_grant`` needs of the child beyond the parent's grant: its token's
+    digest and its expiry (integer Unix seconds)."""
+
+    token_hash: str
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
 class RememberOk:
     """The successor envelope was written onto the consumed parent."""
 
@@ -144,6 +158,7 @@ InsertOutcome = Inserted | FamilyRevoked
 GetOutcome = Found | Missing
 ConsumeOutcome = Claimed | Reuse | Missing
 RotateOutcome = Rotated | Reuse | FamilyRevoked | Expired | Missing
+SameGrantOutcome = Rotated | NotRotated
 RememberOutcome = RememberOk | RememberFailed
 
 
@@ -220,5 +235,28 @@ class RefreshTokenStore(Protocol):
         ``successor`` (if given) must describe exactly that child; otherwise
         ``StoreContractError`` and nothing is written. A successor without a successor key
         raises too (the startup check forbids that configuration).
+        """
+        ...
+
+    async def rotate_same_grant(
+        self,
+        parent_hash: str,
+        child: FreshChild,
+        *,
+        client_id: str,
+        dpop_jkt: str | None,
+        now: float | None = None,
+    ) -> SameGrantOutcome:
+        """The common rotation in one step, with no read before it: ``Rotated(child)`` when the
+        parent is known, unconsumed, unexpired (``expires_at > now``), in an unrevoked family,
+        issued to ``client_id`` and bound to ``dpop_jkt`` (None: unbound). The child carries
+        the parent's grant unchanged (subject, scope, resource, acr, auth_time, binding,
+        claims) in the parent's family at generation + 1, with no successor; it is written as
+        ``rotate`` writes it (the same locks, one statement on PostgreSQL).
+
+        Anything else is ``NotRotated`` and nothing is written: the caller then takes the
+        reasoned path (``get``, its checks, ``rotate``), which names the reason or rotates
+        what this refuses (a narrowed scope, a successor to seal, an unbound client).
+        ``DuplicateKeyError`` as ``rotate``.
         """
         ...

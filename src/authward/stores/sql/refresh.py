@@ -28,10 +28,12 @@ from authward.stores.refresh import (
     Expired,
     FamilyRevoked,
     Found,
+    FreshChild,
     GetOutcome,
     Inserted,
     InsertOutcome,
     Missing,
+    NotRotated,
     RefreshData,
     RefreshEntry,
     RememberFailed,
@@ -40,6 +42,7 @@ from authward.stores.refresh import (
     Reuse,
     Rotated,
     RotateOutcome,
+    SameGrantOutcome,
     Successor,
 )
 from authward.stores.sql.context import Statements, store_context
@@ -133,6 +136,61 @@ class SqlRefreshTokenStore:
             sa.select(sa.func.count()).select_from(inserted).scalar_subquery().label("inserted"),
         )
         self._claim_sqlite = self._claim.returning(t.c.id)
+        self._same_grant = {
+            bound: self._same_grant_statement(bound=bound) for bound in (False, True)
+        }
+
+    def _same_grant_statement(self, *, bound: bool) -> sa.Executable:
+        """``rotate_same_grant``'s statement: on PostgreSQL one CTE (the family lock, taken on
+        the family the parent names before the parent row is locked; the guarded claim; the
+        child copied from the claimed row), on SQLite the guarded claim alone."""
+        t = self._t
+        jkt = t.c.cnf["jkt"].as_string()
+        claim = (
+            sa.update(t)
+            .where(
+                t.c.token_hash == sa.bindparam("b_parent_hash"),
+                t.c.consumed.is_(False),
+                t.c.family_revoked.is_(False),
+                t.c.expires_at > sa.bindparam("b_now", type_=t.c.expires_at.type),
+                t.c.client_id == sa.bindparam("b_client_id"),
+                jkt == sa.bindparam("b_jkt") if bound else jkt.is_(None),
+            )
+            .values(consumed=True, consumed_at=sa.bindparam("b_now"), successor=None)
+        )
+        if self._ctx.dialect != "postgresql":
+            return claim.returning(*t.c)
+        parent = t.alias("parent")
+        lock = (
+            sa.select(
+                sa.func.pg_advisory_xact_lock(
+                    FAMILY_LOCK_NAMESPACE, sa.func.hashtext(parent.c.family_id)
+                ).label("held")
+            )
+            .where(parent.c.token_hash == sa.bindparam("b_parent_hash"))
+            .cte("family_lock")
+        )
+        claimed = claim.where(sa.exists(sa.select(lock.c.held))).returning(*t.c).cte("claimed")
+        copied = {
+            "id": sa.bindparam("b_child_id", type_=t.c.id.type),
+            "token_hash": sa.bindparam("b_child_hash"),
+            "generation": claimed.c.generation + 1,
+            "consumed": sa.false(),
+            "consumed_at": sa.null(),
+            "successor": sa.null(),
+            "family_revoked": sa.false(),
+            "expires_at": sa.bindparam("b_child_expires_at", type_=t.c.expires_at.type),
+            "parent_hash": claimed.c.token_hash,
+            "inserted_at": sa.bindparam("b_now"),
+        }
+        columns = [
+            copied.get(name, claimed.c[name]) for name in _ROW_COLUMNS
+        ]
+        return (
+            sa.insert(t)
+            .from_select(list(_ROW_COLUMNS), sa.select(*columns))
+            .returning(*t.c)
+        )
 
     @property
     def seals_successors(self) -> bool:
@@ -265,6 +323,52 @@ class SqlRefreshTokenStore:
             return outcome
         return Rotated(_normalised(child))
 
+    async def rotate_same_grant(
+        self,
+        parent_hash: str,
+        child: FreshChild,
+        *,
+        client_id: str,
+        dpop_jkt: str | None,
+        now: float | None = None,
+    ) -> SameGrantOutcome:
+        """See ``RefreshTokenStore.rotate_same_grant``."""
+        require("token_hash", child.token_hash)
+        check_length("token_hash", child.token_hash, HASH_SIZE)
+        if not _is_int(child.expires_at):
+            raise StoreContractError(
+                f"expires_at must be integer Unix seconds, got {child.expires_at!r}"
+            )
+        at = to_seconds_column(self._ctx.now(now))
+        params: dict[str, Any] = {
+            "b_parent_hash": parent_hash,
+            "b_now": at,
+            "b_client_id": client_id,
+            "b_jkt": dpop_jkt,
+        }
+        statement = self._same_grant[dpop_jkt is not None]
+        try:
+            if self._ctx.dialect == "postgresql":
+                params.update(
+                    b_child_id=uuid.uuid4(),
+                    b_child_hash=child.token_hash,
+                    b_child_expires_at=to_seconds_column(child.expires_at),
+                )
+                async with self._ctx.one_statement() as conn:
+                    row = (await conn.execute(statement, params)).first()
+                return NotRotated() if row is None else Rotated(self._entry(row._mapping))
+            async with self._ctx.transaction() as conn:
+                claimed = (await conn.execute(statement, params)).first()
+                if claimed is None:
+                    return NotRotated()
+                values = _child_of(claimed._mapping, child, at)
+                await self._insert_row(conn, values)
+        except sa.exc.IntegrityError:
+            raise DuplicateKeyError(
+                "a refresh token with this token_hash or (family_id, generation) exists already"
+            ) from None
+        return Rotated(self._entry({**values, "successor": None}))
+
     async def _rotate_in_one_statement(
         self, params: dict[str, Any], values: dict[str, Any]
     ) -> RotateOutcome | None:
@@ -342,7 +446,7 @@ class SqlRefreshTokenStore:
                 "a refresh token with this token_hash or (family_id, generation) exists already"
             )
 
-    def _entry(self, row: sa.RowMapping) -> RefreshEntry:
+    def _entry(self, row: Mapping[Any, Any]) -> RefreshEntry:
         cnf = row["cnf"]
         jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
         consumed_at = row["consumed_at"]
@@ -367,7 +471,7 @@ class SqlRefreshTokenStore:
             family_revoked=bool(row["family_revoked"]),
         )
 
-    def _open(self, row: sa.RowMapping) -> Successor | None:
+    def _open(self, row: Mapping[Any, Any]) -> Successor | None:
         stored = row["successor"]
         if not isinstance(stored, dict):
             return None
@@ -393,6 +497,24 @@ _ROW_COLUMNS: Final = (
     "acr", "auth_time", "cnf", "claims", "consumed", "consumed_at", "successor",
     "family_revoked", "expires_at", "parent_hash", "inserted_at",
 )
+
+
+def _child_of(parent: Mapping[Any, Any], child: FreshChild, now: Any) -> dict[str, Any]:
+    """The column values of ``child``: the parent's grant in its family at generation + 1."""
+    values = {name: parent[name] for name in _ROW_COLUMNS}
+    values.update(
+        id=uuid.uuid4(),
+        token_hash=child.token_hash,
+        generation=parent["generation"] + 1,
+        consumed=False,
+        consumed_at=None,
+        successor=None,
+        family_revoked=False,
+        expires_at=to_seconds_column(child.expires_at),
+        parent_hash=parent["token_hash"],
+        inserted_at=now,
+    )
+    return values
 
 
 def _normalised_data(data: RefreshData) -> RefreshData:
