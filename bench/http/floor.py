@@ -31,8 +31,9 @@ database. One endpoint per scenario (``/<scenario>/token``, ``/introspection/int
 * write the JSON with ``Cache-Control: no-store``.
 
 Single statements run on an AUTOCOMMIT connection on PostgreSQL (no ``BEGIN``/``COMMIT`` round
-trips, as authward's stores do) and in a ``BEGIN IMMEDIATE`` transaction on SQLite; joserfc's
-algorithm registries are built once.
+trips, as authward's stores do) and in a ``BEGIN IMMEDIATE`` transaction on SQLite; every
+statement is built once with bind parameters (:class:`FloorStatements`) and joserfc's algorithm
+registries once, so a request pays for neither.
 
 Introspection: the client check, the access token's signature (joserfc), ``exp`` and the
 caller, one indexed read of the token's revocation record (RFC 7662 §2.2: a revoked token is
@@ -298,6 +299,82 @@ def _json(
     )
 
 
+@dataclass(frozen=True)
+class FloorStatements:
+    """Every statement the floor runs, built once with bind parameters: a request supplies
+    values only (SQLAlchemy memoizes a statement's cache key), as authward's stores do."""
+
+    record_once: sa.Executable
+    consume_code: sa.Executable
+    revoked: sa.Executable
+    #: by "bound to a DPoP key": the refresh claim (SQLite), the one-statement rotation (PG)
+    consume_refresh: Mapping[bool, sa.Executable]
+    rotate: Mapping[bool, sa.Executable]
+    insert_refresh: sa.Executable
+
+    @classmethod
+    def build(cls, insert: Any, *, postgres: bool) -> FloorStatements:
+        t = refresh_table
+        now = sa.bindparam("now", type_=sa.Float)
+
+        def consume(bound: bool) -> sa.Update:
+            return (
+                sa.update(t)
+                .where(
+                    t.c.token_hash == sa.bindparam("b_presented"),
+                    t.c.consumed.is_(False),
+                    t.c.expires_at > now,
+                    t.c.client_id == sa.bindparam("b_client_id"),
+                    t.c.jkt == sa.bindparam("b_jkt") if bound else t.c.jkt.is_(None),
+                )
+                .values(consumed=True)
+                .returning(t.c.subject, t.c.scope)
+            )
+
+        def rotate(bound: bool) -> sa.Executable:
+            consumed = consume(bound).cte("consumed")
+            successor = sa.select(
+                sa.bindparam("b_successor", type_=sa.String(64)),
+                sa.bindparam("b_client_id", type_=sa.String(255)),
+                consumed.c.subject,
+                consumed.c.scope,
+                sa.bindparam("b_jkt", type_=sa.String(64)),
+                sa.bindparam("b_expires_at", type_=sa.Float),
+                sa.false(),
+            )
+            columns = ["token_hash", "client_id", "subject", "scope", "jkt", "expires_at",
+                       "consumed"]
+            return (
+                t.insert().from_select(columns, successor).returning(t.c.subject, t.c.scope)
+            )
+
+        return cls(
+            record_once=insert(replay_table)
+            .values(key=sa.bindparam("key"), expires_at=sa.bindparam("b_expires_at"))
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(replay_table.c.key),
+            consume_code=sa.delete(codes_table)
+            .where(codes_table.c.code_hash == sa.bindparam("code_hash"))
+            .returning(*codes_table.c),
+            revoked=sa.select(
+                sa.exists().where(
+                    revoked_table.c.jti == sa.bindparam("jti"), revoked_table.c.expires_at > now
+                )
+            ),
+            consume_refresh={bound: consume(bound) for bound in (False, True)},
+            rotate={bound: rotate(bound) for bound in (False, True)} if postgres else {},
+            insert_refresh=t.insert().values(
+                token_hash=sa.bindparam("b_successor"),
+                client_id=sa.bindparam("b_client_id"),
+                subject=sa.bindparam("b_subject"),
+                scope=sa.bindparam("b_scope"),
+                jkt=sa.bindparam("b_jkt"),
+                expires_at=sa.bindparam("b_expires_at"),
+                consumed=False,
+            ),
+        )
+
+
 class Floor:
     """The floor's endpoints over one engine, one key set and one configuration."""
 
@@ -317,6 +394,7 @@ class Floor:
         }
         self._dpop_htu = config.issuer + "/refresh_dpop_public/token"
         self._audiences = {config.issuer, config.issuer + "/cc_private_key_jwt/token"}
+        self._sql = FloorStatements.build(self._insert, postgres=self._postgres)
 
     # -- signing --
 
@@ -423,13 +501,8 @@ class Floor:
         return claims
 
     async def _record_once(self, conn: Statements, key: str, ttl: int) -> bool:
-        statement = (
-            self._insert(replay_table)
-            .values(key=token_digest(key), expires_at=time.time() + ttl)
-            .on_conflict_do_nothing(index_elements=["key"])
-            .returning(replay_table.c.key)
-        )
-        return (await conn.execute(statement)).first() is not None
+        params = {"key": token_digest(key), "b_expires_at": time.time() + ttl}
+        return (await conn.execute(self._sql.record_once, params)).first() is not None
 
     async def _assertion_client(self, form: Mapping[str, str]) -> str:
         if form.get("client_assertion_type") != ASSERTION_TYPE:
@@ -501,64 +574,28 @@ class Floor:
         """
         now = time.time()
         successor = secrets.token_urlsafe(32)
-        t = refresh_table
-        consume = (
-            sa.update(t)
-            .where(
-                t.c.token_hash == token_digest(presented),
-                t.c.consumed.is_(False),
-                t.c.expires_at > now,
-                t.c.client_id == client_id,
-                t.c.jkt.is_(None) if jkt is None else t.c.jkt == jkt,
-            )
-            .values(consumed=True)
-            .returning(t.c.subject, t.c.scope)
-        )
-        successor_row = {
-            "token_hash": token_digest(successor),
-            "client_id": client_id,
-            "jkt": jkt,
-            "expires_at": now + self.config.refresh_ttl,
-            "consumed": False,
+        params = {
+            "b_presented": token_digest(presented),
+            "now": now,
+            "b_client_id": client_id,
+            "b_jkt": jkt,
+            "b_successor": token_digest(successor),
+            "b_expires_at": now + self.config.refresh_ttl,
         }
+        bound = jkt is not None
         if self._postgres:
-            consumed = consume.cte("consumed")
-            columns = [
-                "token_hash",
-                "client_id",
-                "subject",
-                "scope",
-                "jkt",
-                "expires_at",
-                "consumed",
-            ]
-            insert = (
-                t.insert()
-                .from_select(
-                    columns,
-                    sa.select(
-                        sa.literal(successor_row["token_hash"]),
-                        sa.literal(client_id),
-                        consumed.c.subject,
-                        consumed.c.scope,
-                        sa.literal(jkt, sa.String(64)),
-                        sa.literal(successor_row["expires_at"], sa.Float),
-                        sa.false(),
-                    ),
-                )
-                .returning(t.c.subject, t.c.scope)
-            )
             async with self._one_statement() as conn:
-                row = (await conn.execute(insert)).first()
+                row = (await conn.execute(self._sql.rotate[bound], params)).first()
             if row is None:
                 raise RefusedError(400, "invalid_grant")
             return successor, row.subject, row.scope
         async with self._transaction() as conn:
-            row = (await conn.execute(consume)).first()
+            row = (await conn.execute(self._sql.consume_refresh[bound], params)).first()
             if row is None:
                 raise RefusedError(400, "invalid_grant")
             await conn.execute(
-                t.insert().values(**successor_row, subject=row.subject, scope=row.scope)
+                self._sql.insert_refresh,
+                {**params, "b_subject": row.subject, "b_scope": row.scope},
             )
         return successor, row.subject, row.scope
 
@@ -580,16 +617,12 @@ class Floor:
     async def code_exchange(self, request: Request) -> Response:
         form = await _form(request)
         client_id = self._basic_client(request)
-        consume = (
-            sa.delete(codes_table)
-            .where(codes_table.c.code_hash == token_digest(form.get("code", "")))
-            .returning(*codes_table.c)
-        )
+        code = {"code_hash": token_digest(form.get("code", ""))}
         shape = self._shape("code_exchange")
         # one statement, unless a refresh token is issued with the code (then a transaction)
         scope = self._transaction() if shape.refresh else self._one_statement()
         async with scope as conn:
-            row = (await conn.execute(consume)).first()
+            row = (await conn.execute(self._sql.consume_code, code)).first()
             challenge = sha256_b64url(form.get("code_verifier", "") or "-")
             if (
                 row is None
@@ -603,15 +636,15 @@ class Floor:
             if shape.refresh:
                 refresh_token = secrets.token_urlsafe(32)
                 await conn.execute(
-                    refresh_table.insert().values(
-                        token_hash=token_digest(refresh_token),
-                        client_id=client_id,
-                        subject=row.subject,
-                        scope=row.scope,
-                        jkt=None,
-                        expires_at=time.time() + self.config.refresh_ttl,
-                        consumed=False,
-                    )
+                    self._sql.insert_refresh,
+                    {
+                        "b_successor": token_digest(refresh_token),
+                        "b_client_id": client_id,
+                        "b_subject": row.subject,
+                        "b_scope": row.scope,
+                        "b_jkt": None,
+                        "b_expires_at": time.time() + self.config.refresh_ttl,
+                    },
                 )
         return _json(
             200,
@@ -684,14 +717,9 @@ class Floor:
             return _json(200, {"active": False})
         # RFC 7662 §2.2: a revoked token is inactive, so a server that revokes access tokens
         # (RFC 7009) reads its revocation record: one indexed SELECT, as authward does.
-        revoked = sa.select(
-            sa.exists().where(
-                revoked_table.c.jti == str(claims.get("jti", "")),
-                revoked_table.c.expires_at > time.time(),
-            )
-        )
+        revoked = {"jti": str(claims.get("jti", "")), "now": time.time()}
         async with self._one_statement() as conn:
-            if (await conn.execute(revoked)).scalar_one():
+            if (await conn.execute(self._sql.revoked, revoked)).scalar_one():
                 return _json(200, {"active": False})
         body: dict[str, Any] = {"active": True}
         for name in ("client_id", "sub", "exp", "iat", "iss", "aud", "jti", "scope"):
